@@ -1,0 +1,34 @@
+# Developer entry points. Every target bootstraps first (idempotent; installs what a fresh Debian lacks).
+SHELL := /bin/bash
+BIN := .venv/bin
+
+.PHONY: bootstrap test lint generate demo testenv-up testenv-down
+
+bootstrap:
+	@hack/bootstrap.sh
+
+## test: the whole test suite, against a real control plane
+test: bootstrap
+	$(BIN)/pytest
+
+## lint: ruff, formatting, mypy --strict, import-linter contracts, generated files up to date
+lint: bootstrap
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+	$(BIN)/python hack/generate.py --check
+
+## generate: rewrite api/v1/*.yaml and api/reference.md from the pydantic models
+generate: bootstrap
+	$(BIN)/python hack/generate.py
+
+## demo: the main job on the embedded default (starts, shows and stops everything itself)
+demo: bootstrap
+	$(BIN)/python hack/demo.py
+
+testenv-up: bootstrap
+	@PYTHON=$(BIN)/python hack/testenv.sh up
+
+testenv-down:
+	@PYTHON=$(BIN)/python hack/testenv.sh down

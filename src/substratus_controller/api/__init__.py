@@ -1,0 +1,1 @@
+"""The substratus.ai API types, by version."""

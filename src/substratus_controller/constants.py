@@ -1,0 +1,127 @@
+"""Every name the operator shares with users, workloads and the cluster, in one place.
+
+Group/version, kinds, label and annotation keys, field managers, ServiceAccount and container names, mount
+paths, condition types and reasons. Other modules import these instead of spelling strings, so a rename
+happens here once. Values are exact contract strings (see the spec documents); do not reformat them.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Final
+
+GROUP: Final = "substratus.ai"
+VERSION: Final = "v1"
+API_VERSION: Final = f"{GROUP}/{VERSION}"
+CATEGORY: Final = "ai"
+
+
+class Kind(StrEnum):
+    """The four custom resource kinds."""
+
+    DATASET = "Dataset"
+    MODEL = "Model"
+    NOTEBOOK = "Notebook"
+    SERVER = "Server"
+
+    @property
+    def singular(self) -> str:
+        """Lower-case kind, as used in resource names, labels and child names (`dataset`)."""
+        return self.value.lower()
+
+    @property
+    def plural(self) -> str:
+        return f"{self.singular}s"
+
+
+# Labels put on every child (one helper renders them; see render/labels.py).
+LABEL_MANAGED_BY: Final = "app.kubernetes.io/managed-by"
+MANAGED_BY_VALUE: Final = "substratus"
+LABEL_ROLE: Final = "role"
+ROLE_BUILD: Final = "build"
+ROLE_RUN: Final = "run"
+
+
+def kind_label(kind: Kind) -> str:
+    """`substratus.ai/<kind>`: the label naming the parent object on each child."""
+    return f"{GROUP}/{kind.singular}"
+
+
+# Annotations.
+ANNOTATION_RETRY: Final = f"{GROUP}/retry"
+ANNOTATION_DEFAULT_CONTAINER: Final = "kubectl.kubernetes.io/default-container"
+
+# Field managers (server-side apply).
+FIELD_MANAGER: Final = "substratus-controller"
+FIELD_MANAGER_KUBECTL: Final = "kubectl"
+
+
+class ConditionType(StrEnum):
+    """Condition types written into `status.conditions`."""
+
+    READY = "Ready"
+    UPLOADED = "Uploaded"
+    BUILT = "Built"
+    COMPLETE = "Complete"
+    SERVING = "Serving"
+
+
+class ConditionStatus(StrEnum):
+    TRUE = "True"
+    FALSE = "False"
+    UNKNOWN = "Unknown"
+
+
+class Reason(StrEnum):
+    """Condition reasons: CamelCase, each equal to its name."""
+
+    MODEL_NOT_FOUND = "ModelNotFound"
+    MODEL_NOT_READY = "ModelNotReady"
+    BASE_MODEL_NOT_FOUND = "BaseModelNotFound"
+    BASE_MODEL_NOT_READY = "BaseModelNotReady"
+    DATASET_NOT_FOUND = "DatasetNotFound"
+    DATASET_NOT_READY = "DatasetNotReady"
+    JOB_NOT_COMPLETE = "JobNotComplete"
+    JOB_COMPLETE = "JobComplete"
+    JOB_FAILED = "JobFailed"
+    DEPLOYMENT_READY = "DeploymentReady"
+    DEPLOYMENT_NOT_READY = "DeploymentNotReady"
+    POD_READY = "PodReady"
+    POD_NOT_READY = "PodNotReady"
+    SUSPENDED = "Suspended"
+    AWAITING_UPLOAD = "AwaitingUpload"
+    UPLOAD_FOUND = "UploadFound"
+    BUILD_FAILED = "BuildFailed"
+    INVALID_SPEC = "InvalidSpec"
+    UNSUPPORTED_GPU = "UnsupportedGPU"
+    SPEC_CHANGED = "SpecChanged"
+
+
+# Fixed, per-namespace ServiceAccounts.
+SA_BUILDER: Final = "container-builder"
+SA_DATA_LOADER: Final = "data-loader"
+SA_MODELLER: Final = "modeller"
+SA_NOTEBOOK: Final = "notebook"
+SA_MODEL_SERVER: Final = "model-server"
+
+# Container names.
+CONTAINER_BUILDER: Final = "builder"
+CONTAINER_LOAD: Final = "load"
+CONTAINER_MODEL: Final = "model"
+CONTAINER_NOTEBOOK: Final = "notebook"
+CONTAINER_SERVE: Final = "serve"
+
+# The container contract: mount paths.
+CONTENT_DIR: Final = "/content"
+PARAMS_PATH: Final = "/content/params.json"
+ARTIFACTS_PATH: Final = "/content/artifacts"
+DATA_PATH: Final = "/content/data"
+MODEL_PATH: Final = "/content/model"
+PARAM_ENV_PREFIX: Final = "PARAM_"
+NOTEBOOK_TOKEN_ENV: Final = "NOTEBOOK_TOKEN"
+NOTEBOOK_PORT: Final = 8888
+SERVER_PORT: Final = 8080
+
+# Object names: parents are DNS labels so that they fit in label values; child names longer than a DNS
+# label are shortened with a hash (render/names.py).
+MAX_NAME_LENGTH: Final = 63

@@ -1,0 +1,1 @@
+"""Per-kind reconcilers in the observe -> plan -> apply -> report shape, on top of `runtime`."""

@@ -1,0 +1,1 @@
+"""kubectl plugins: `kubectl applybuild` and `kubectl notebook`."""

@@ -1,0 +1,85 @@
+"""`python -m substratus_controller.testing up|down`: a long-lived control plane for humans.
+
+`up` starts etcd, kube-apiserver and kube-controller-manager detached, records their pids and command
+lines in `<state-dir>/state.json`, and prints `export KUBECONFIG=...`. `down` stops exactly those
+processes (a pid whose command line no longer matches is left alone) and removes the state directory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import sys
+import time
+from pathlib import Path
+
+from .controlplane import Assets, ControlPlane, ControlPlaneError
+
+
+def _cmdline(pid: int) -> list[str]:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")[:-1]
+    except OSError:
+        return []
+
+
+def up(assets: str | None, state_dir: Path, controller_manager: bool) -> int:
+    state_file = state_dir / "state.json"
+    if state_file.exists():
+        print(f"already up ({state_file}); run `hack/testenv.sh down` first", file=sys.stderr)
+        return 1
+    cp = ControlPlane(
+        assets=Assets.locate(assets), workdir=state_dir, controller_manager=controller_manager, detach=True
+    )
+    cp.start()
+    procs = {name: {"pid": pid, "argv0": _cmdline(pid)[:1]} for name, pid in cp.pids.items()}
+    state_file.write_text(json.dumps({"kubeconfig": str(cp.kubeconfig), "processes": procs}, indent=2))
+    print(f"export KUBECONFIG={cp.kubeconfig}")
+    return 0
+
+
+def down(state_dir: Path) -> int:
+    state_file = state_dir / "state.json"
+    if not state_file.exists():
+        print("nothing to stop", file=sys.stderr)
+        return 0
+    state = json.loads(state_file.read_text())
+    for name in ("kube-controller-manager", "kube-apiserver", "etcd"):
+        proc = state["processes"].get(name)
+        if not proc or _cmdline(proc["pid"])[:1] != proc["argv0"]:
+            continue
+        os.kill(proc["pid"], signal.SIGTERM)
+        for _ in range(100):
+            if _cmdline(proc["pid"])[:1] != proc["argv0"]:
+                break
+            time.sleep(0.1)
+        else:
+            os.kill(proc["pid"], signal.SIGKILL)
+    shutil.rmtree(state_dir, ignore_errors=True)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m substratus_controller.testing")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p_up = sub.add_parser("up", help="start a control plane in the background")
+    p_up.add_argument("--assets", help="folder with etcd, kube-apiserver, kube-controller-manager")
+    p_up.add_argument("--state-dir", type=Path, required=True)
+    p_up.add_argument("--no-controller-manager", action="store_true")
+    p_down = sub.add_parser("down", help="stop the control plane that `up` started")
+    p_down.add_argument("--state-dir", type=Path, required=True)
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "up":
+            return up(args.assets, args.state_dir, not args.no_controller_manager)
+        return down(args.state_dir)
+    except ControlPlaneError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
