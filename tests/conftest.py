@@ -59,12 +59,13 @@ def install_crds(cp: ControlPlane, crds: list[dict[str, Any]] | None = None, tim
     for crd in crds or build_crds():
         name = crd["metadata"]["name"]
         plural = crd["spec"]["names"]["plural"]
+        group_version = f"{crd['spec']['group']}/{crd['spec']['versions'][0]['name']}"
         while True:
             got = cp.request(f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}")
             conds = {c["type"]: c["status"] for c in got.get("status", {}).get("conditions", [])}
             if conds.get("Established") == "True":
                 try:
-                    cp.request(f"/apis/substratus.ai/v1/{plural}?limit=1")
+                    cp.request(f"/apis/{group_version}/{plural}?limit=1")
                     break
                 except urllib.error.HTTPError:
                     pass

@@ -1,0 +1,233 @@
+"""Controller loop: informer events -> workqueue keys -> N workers calling a reconciler.
+
+Contract (controller-runtime semantics):
+- Watches: `for_kind(informer)` enqueues the object's own key; `owns(informer, kind=...)` enqueues the
+  controller owner named in the child's ownerReferences (same namespace); `watches(informer, mapper)` enqueues
+  whatever keys `mapper(obj)` returns (mappers may read store indexes). Update events can be filtered by a
+  predicate; periodic resyncs (`on_update(obj, obj)`) always pass.
+- A key is never reconciled by two workers at once (the workqueue's processing set).
+- The reconciler's outcome decides what happens to the key:
+    `Result()` / None -> forget (success); `Result(requeue_after=s)` -> forget, then re-add after s seconds;
+    `Result(requeue=True)` -> rate-limited re-add; `TerminalError` -> recorded, forgotten, never retried;
+    `Conflict` (409) -> quiet rate-limited re-add (no error log);
+    any other exception -> logged once with its traceback, counted, rate-limited re-add. Exceptions that are
+    not API errors or `RetryableError` are also counted as panics (bugs).
+- Each reconcile runs with a fresh `reconcile_id` and the controller/namespace/name bound in structlog's
+  context; metrics use controller-runtime's names (see metrics.py).
+- `run()` returns only when the controller is shut down; a worker never dies on reconcile errors.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import structlog
+
+from .client import ApiError, Conflict
+from .clock import Clock, RealClock
+from .informer import EventSource, FuncHandler
+from .metrics import RuntimeMetrics
+from .ratelimit import default_controller_rate_limiter
+from .workqueue import RateLimitingQueue, ShutDown
+
+JSON = dict[str, Any]
+log = structlog.get_logger("substratus.runtime.controller")
+
+
+class Request(NamedTuple):
+    """The key a reconciler receives: which object to bring to its desired state."""
+
+    namespace: str | None
+    name: str
+
+    @classmethod
+    def of(cls, obj: JSON) -> Request:
+        meta = obj["metadata"]
+        return cls(meta.get("namespace"), meta["name"])
+
+    def __str__(self) -> str:
+        return f"{self.namespace}/{self.name}" if self.namespace else self.name
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    """What a reconcile wants next: nothing, a rate-limited retry, or another look after a delay."""
+
+    requeue: bool = False
+    requeue_after: float | None = None
+
+
+class TerminalError(Exception):
+    """A failure that retrying cannot fix (e.g. an invalid spec): record it, do not requeue."""
+
+
+class RetryableError(Exception):
+    """An expected, transient failure: retry with backoff, but it is not a bug (not counted as a panic)."""
+
+
+Reconciler = Callable[[Request], Awaitable[Result | None]]
+Mapper = Callable[[JSON], Iterable[Request]]
+UpdatePredicate = Callable[[JSON, JSON], bool]
+
+
+def _controller_owner(obj: JSON, kind: str, group: str) -> Request | None:
+    for ref in obj.get("metadata", {}).get("ownerReferences") or ():
+        if not ref.get("controller") or ref.get("kind") != kind:
+            continue
+        ref_group = ref.get("apiVersion", "").rpartition("/")[0]
+        if ref_group == group:
+            return Request(obj["metadata"].get("namespace"), ref["name"])
+    return None
+
+
+class Controller:
+    """Reconciles the keys its watches produce, with `workers` concurrent workers."""
+
+    def __init__(
+        self,
+        name: str,
+        reconciler: Reconciler,
+        *,
+        workers: int = 1,
+        metrics: RuntimeMetrics | None = None,
+        clock: Clock | None = None,
+        queue: RateLimitingQueue[Request] | None = None,
+    ) -> None:
+        self.name = name
+        self.reconciler = reconciler
+        self.workers = workers
+        self.metrics = metrics or RuntimeMetrics()
+        self.clock = clock or RealClock()
+        self.queue: RateLimitingQueue[Request] = queue or RateLimitingQueue(
+            name=name,
+            rate_limiter=default_controller_rate_limiter(clock=self.clock),
+            clock=self.clock,
+            metrics=self.metrics,
+        )
+        self._sources: list[EventSource] = []
+
+    # ------------------------------------------------------------------------------------------- watches
+    def _watch(self, informer: EventSource, keys: Callable[[JSON], Iterable[Request]],
+               predicate: UpdatePredicate | None) -> None:  # fmt: skip
+        def enqueue(obj: JSON) -> None:
+            for key in keys(obj):
+                self.queue.add(key)
+
+        def on_update(old: JSON, new: JSON) -> None:
+            if old is new or predicate is None or predicate(old, new):
+                enqueue(old)
+                enqueue(new)
+
+        informer.add_handler(FuncHandler(add=enqueue, update=on_update, delete=enqueue))
+        self._sources.append(informer)
+
+    def for_kind(self, informer: EventSource, *, predicate: UpdatePredicate | None = None) -> Controller:
+        """Reconcile each object of this informer's kind (its own key)."""
+        self._watch(informer, lambda obj: (Request.of(obj),), predicate)
+        return self
+
+    def owns(self, informer: EventSource, *, kind: str, group: str, predicate: UpdatePredicate | None = None) -> (
+        Controller
+    ):  # fmt: skip
+        """Reconcile the controller owner (of `kind` in API `group`) of each object of this informer."""
+
+        def owner(obj: JSON) -> Iterable[Request]:
+            req = _controller_owner(obj, kind, group)
+            return (req,) if req is not None else ()
+
+        self._watch(informer, owner, predicate)
+        return self
+
+    def watches(self, informer: EventSource, mapper: Mapper, *, predicate: UpdatePredicate | None = None) -> Controller:
+        """Reconcile whatever keys `mapper` returns for each object of this informer."""
+        self._watch(informer, mapper, predicate)
+        return self
+
+    # ------------------------------------------------------------------------------------------- running
+    async def run(self) -> None:
+        """Run the workers until `shutdown()`; raise if a worker dies of a bug in this loop."""
+        self.metrics.max_concurrent_reconciles.labels(self.name).set(self.workers)
+        log.info("controller_started", controller=self.name, workers=self.workers)
+        workers = [asyncio.create_task(self._worker(), name=f"{self.name}-worker-{i}") for i in range(self.workers)]
+        try:
+            await asyncio.gather(*workers)
+        finally:
+            for w in workers:
+                w.cancel()
+
+    async def shutdown(self, *, drain: bool = True, timeout: float = 30.0) -> None:
+        """Stop taking new keys; with `drain`, wait (up to `timeout`) for in-flight reconciles to finish."""
+        if drain:
+            try:
+                await asyncio.wait_for(self.queue.shutdown_with_drain(), timeout)
+            except TimeoutError:
+                log.warning("controller_drain_timeout", controller=self.name, timeout=timeout)
+                self.queue.shutdown()
+        else:
+            self.queue.shutdown()
+
+    async def _worker(self) -> None:
+        while True:
+            try:
+                req = await self.queue.get()
+            except ShutDown:
+                return
+            try:
+                await self._reconcile(req)
+            finally:
+                self.queue.done(req)
+
+    async def _reconcile(self, req: Request) -> None:
+        m = self.metrics
+        m.active_workers.labels(self.name).inc()
+        started = time.perf_counter()
+        outcome = "success"
+        with structlog.contextvars.bound_contextvars(
+            controller=self.name, namespace=req.namespace, name=req.name, reconcile_id=uuid.uuid4().hex[:16]
+        ):
+            try:
+                result = await self.reconciler(req) or Result()
+            except asyncio.CancelledError:
+                raise
+            except TerminalError as exc:
+                outcome = "error"
+                m.reconcile_errors.labels(self.name).inc()
+                m.terminal_reconcile_errors.labels(self.name).inc()
+                log.error("reconcile_terminal_error", error=str(exc))
+                self.queue.forget(req)
+            except Conflict as exc:
+                outcome = "requeue"
+                log.debug("reconcile_conflict_requeue", error=exc.message)
+                self.queue.add_rate_limited(req)
+            except Exception as exc:
+                outcome = "error"
+                m.reconcile_errors.labels(self.name).inc()
+                if not isinstance(exc, ApiError | RetryableError):
+                    m.reconcile_panics.labels(self.name).inc()
+                log.error(
+                    "reconcile_failed",
+                    error=str(exc),
+                    error_type=type(exc).__name__,
+                    requeues=self.queue.num_requeues(req),
+                    exc_info=not isinstance(exc, ApiError | RetryableError),
+                )
+                self.queue.add_rate_limited(req)
+            else:
+                if result.requeue_after is not None and result.requeue_after > 0:
+                    outcome = "requeue_after"
+                    self.queue.forget(req)
+                    self.queue.add_after(req, result.requeue_after)
+                elif result.requeue:
+                    outcome = "requeue"
+                    self.queue.add_rate_limited(req)
+                else:
+                    self.queue.forget(req)
+            finally:
+                m.active_workers.labels(self.name).dec()
+                m.reconcile_total.labels(self.name, outcome).inc()
+                m.reconcile_time.labels(self.name).observe(time.perf_counter() - started)

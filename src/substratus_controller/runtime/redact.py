@@ -1,0 +1,36 @@
+"""Redaction of secrets in text bound for logs and Events: signed-URL signatures, tokens, credentials.
+
+Invariants: `redact` is idempotent and leaves text without secrets unchanged. Used by the log pipeline
+(every string value of every log line) and by the Events recorder (every note).
+"""
+
+from __future__ import annotations
+
+import re
+
+_SECRET_PARAM = r"(?:x-goog-signature|x-amz-signature|signature|sig|[a-z0-9_-]*token|password|passwd)"
+# A query ends before whitespace, quotes or brackets, and never with sentence punctuation ("see <url>.").
+_URL_WITH_QUERY = re.compile(
+    r"(?P<base>\b[a-z][a-z0-9+.-]*://[^\s?#\"'<>]*)\?(?P<query>(?:[^\s#\"'<>]*[^\s#\"'<>.,;:!?)\]])?)", re.I
+)
+_SECRET_IN_QUERY = re.compile(rf"(?:^|[&;]){_SECRET_PARAM}=", re.I)
+_SECRET_ASSIGNMENT = re.compile(rf"(?<![\w-])(?P<key>{_SECRET_PARAM})=(?!REDACTED\b)[^&\s\"'<>,;]+", re.I)
+_BEARER = re.compile(r"\b(?P<scheme>bearer)\s+(?!REDACTED\b)[a-z0-9._~+/=-]+", re.I)
+
+
+def redact(text: str) -> str:
+    """`text` without secrets.
+
+    - A URL whose query string has a signature, token or password parameter (X-Goog-Signature,
+      X-Amz-Signature, Signature, sig, *token incl. X-Amz-Security-Token, password) keeps its scheme, host and
+      path; the whole query becomes `REDACTED` (so credentials and expiry go too).
+    - Such parameters outside URLs (`token=abc`) keep their name: `token=REDACTED`.
+    - `Bearer <token>` becomes `Bearer REDACTED`.
+    """
+
+    def _url(m: re.Match[str]) -> str:
+        return f"{m['base']}?REDACTED" if _SECRET_IN_QUERY.search(m["query"]) else m[0]
+
+    text = _URL_WITH_QUERY.sub(_url, text)
+    text = _SECRET_ASSIGNMENT.sub(lambda m: f"{m['key']}=REDACTED", text)
+    return _BEARER.sub(lambda m: f"{m['scheme']} REDACTED", text)
