@@ -1,11 +1,17 @@
-"""The `substratus-controller` command: `crds` prints the CustomResourceDefinitions.
+"""The `substratus-controller` command.
 
-(`run`, the controller itself, arrives with the operator.) Exit codes: 0 success, 2 usage error.
+- `run`: the controller (flags with environment fallbacks; see `run --help`).
+- `crds`: print the CustomResourceDefinitions.
+
+Exit codes: 0 success (including a graceful stop), 1 a runtime failure (e.g. lost leadership, a dead
+watcher), 2 a usage or configuration error (one line naming the setting).
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -21,11 +27,104 @@ def _crds(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_run(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    run = sub.add_parser(
+        "run",
+        help="run the controller",
+        description="Run the controller. Flags fall back to the environment variables shown.",
+    )
+    a = run.add_argument
+    a("--kubeconfig", help="kubeconfig file (default: in-cluster credentials, else $KUBECONFIG, else ~/.kube/config)")
+    a("--cloud", help="cloud driver: local, gcp or aws [CLOUD; default local]")
+    a("--cluster-name", help="cluster name used in image names and artifact paths [CLUSTER_NAME]")
+    a("--artifact-bucket-url", help="artifact bucket, e.g. gs://b, s3://b, file:///var/lib/substratus/artifacts "
+      "[ARTIFACT_BUCKET_URL]")  # fmt: skip
+    a("--registry-url", help="image registry prefix for built images [REGISTRY_URL]")
+    a("--principal", help="cloud identity bound to workload ServiceAccounts [PRINCIPAL]")
+    a("--local-gpu-types", help="comma-separated GPU types the local cluster has (local cloud only) [LOCAL_GPU_TYPES]")
+    a("--metrics-bind-address", help="address of /metrics, or 0 to disable [METRICS_BIND_ADDRESS; default :8080]")
+    a("--health-probe-bind-address",
+      help="address of /healthz and /readyz, or 0 to disable [HEALTH_PROBE_BIND_ADDRESS; default :8081]")  # fmt: skip
+    a("--leader-elect", action="store_true", default=None, help="elect a leader with a Lease [LEADER_ELECT]")
+    a("--leader-election-namespace", help="namespace of the Lease (default: the pod's namespace, else substratus) "
+      "[LEADER_ELECTION_NAMESPACE]")  # fmt: skip
+    a("--namespace", action="append", help="watch only this namespace (repeatable; default: all) [WATCH_NAMESPACES]")
+    a("--workers", help="concurrent reconciles per kind [WORKERS; default 4]")
+    a("--log-format", choices=("json", "console"), help="log format [LOG_FORMAT; default json]")
+    a("--log-level", help="debug, info, warning or error [LOG_LEVEL; default info]")
+    run.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from substratus_controller.controllers.config import ConfigError, make_driver, resolve
+
+    try:
+        settings = resolve(vars(args))
+        driver = make_driver(settings)
+    except ConfigError as exc:
+        print(f"substratus-controller: configuration error: {exc}", file=sys.stderr)
+        return 2
+    return asyncio.run(_serve(settings, driver))
+
+
+async def _serve(settings: object, driver: object) -> int:
+    from substratus_controller.cloud.base import CloudDriver
+    from substratus_controller.constants import API_VERSION
+    from substratus_controller.controllers.config import Settings
+    from substratus_controller.controllers.setup import build_manager
+    from substratus_controller.render.context import RenderContext
+    from substratus_controller.runtime.client import ApiError, Client, NotFound
+    from substratus_controller.runtime.logs import configure
+    from substratus_controller.runtime.manager import ManagerError, ManagerOptions, in_cluster_namespace
+
+    assert isinstance(settings, Settings)
+    assert isinstance(driver, CloudDriver)
+    configure(fmt=settings.log_format, level=settings.log_level)
+    try:
+        client = await Client.connect(settings.kubeconfig)
+    except Exception as exc:  # kubeconfig missing or unreadable: one clear line
+        print(f"substratus-controller: cannot load Kubernetes credentials: {exc}", file=sys.stderr)
+        return 2
+    try:
+        try:
+            await client.request("GET", f"/apis/{API_VERSION}", timeout=10)
+        except NotFound:
+            print(
+                f"substratus-controller: the {API_VERSION} CRDs are not installed; install them with "
+                "`substratus-controller crds | kubectl apply -f -`",
+                file=sys.stderr,
+            )
+            return 2
+        except ApiError:
+            pass  # the API server may be coming up; the informers retry with backoff
+        options = ManagerOptions(
+            metrics_address=settings.metrics_bind_address,
+            probe_address=settings.health_probe_bind_address,
+            namespaces=settings.namespaces or None,
+            leader_election=settings.leader_elect,
+            leader_election_namespace=settings.leader_election_namespace or in_cluster_namespace(),
+        )
+        manager, _ = build_manager(client, options, ctx=RenderContext(cloud=driver), workers=settings.workers,
+                                   sync_period=settings.sync_period)  # fmt: skip
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, manager.stop)
+        try:
+            await manager.run()
+        except ManagerError as exc:
+            print(f"substratus-controller: {exc}", file=sys.stderr)
+            return 1
+        return 0
+    finally:
+        await client.close()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="substratus-controller", description="Kubernetes operator for substratus.ai/v1 resources."
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_run(sub)
     crds = sub.add_parser(
         "crds",
         help="print the CustomResourceDefinitions as YAML (substratus-controller crds | kubectl apply -f -)",

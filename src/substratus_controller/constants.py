@@ -47,8 +47,16 @@ def kind_label(kind: Kind) -> str:
     return f"{GROUP}/{kind.singular}"
 
 
+# Labels identifying what a Job was created for.
+LABEL_BUILD: Final = f"{GROUP}/build"  # the build id (digest of build spec + target image)
+LABEL_RUN: Final = f"{GROUP}/run"  # the run id (digest of the workload-affecting spec)
+LABEL_RERUN: Final = f"{GROUP}/rerun"  # "true" on a Job started because the spec changed
+LABEL_RETRY: Final = f"{GROUP}/retry"  # digest of the retry annotation the Job was created under
+ANNOTATION_IMAGE: Final = "image"  # on build Jobs: the image they produce (upstream's key)
+
 # Annotations.
 ANNOTATION_RETRY: Final = f"{GROUP}/retry"
+ANNOTATION_NOTEBOOK_STORAGE: Final = f"{GROUP}/notebook-storage"
 ANNOTATION_DEFAULT_CONTAINER: Final = "kubectl.kubernetes.io/default-container"
 
 # Field managers (server-side apply).

@@ -34,12 +34,20 @@ class WriteThrough(Protocol):
     def observe(self, obj: JSON) -> None: ...
 
 
+_ZERO: tuple[Any, ...] = (False, 0, "", None)
+
+
 def is_subset(desired: Any, actual: Any) -> bool:
     """Whether every field of `desired` is in `actual` with the same value (server defaults may add more).
 
-    Dicts: every key of `desired` must match; lists: same length, element-wise; scalars: equal."""
+    Dicts: every key of `desired` must match, except that a zero value (false, 0, "") matches an absent key,
+    because the API server omits zero values of `omitempty` fields; lists: same length, element-wise;
+    scalars: equal."""
     if isinstance(desired, dict):
-        return isinstance(actual, dict) and all(k in actual and is_subset(v, actual[k]) for k, v in desired.items())
+        return isinstance(actual, dict) and all(
+            is_subset(v, actual[k]) if k in actual else (v in _ZERO and not isinstance(v, dict | list))
+            for k, v in desired.items()
+        )
     if isinstance(desired, list):
         return (
             isinstance(actual, list)
@@ -54,6 +62,35 @@ def digest(body: JSON) -> str:
     return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()[:20]
 
 
+def stamp(desired: JSON, annotation: str) -> JSON:
+    """`desired` with `annotation` set to the digest of everything else in it."""
+    meta = desired.get("metadata", {})
+    annotations = {k: v for k, v in (meta.get("annotations") or {}).items() if k != annotation}
+    base_meta = (
+        {**meta, "annotations": annotations} if annotations else {k: v for k, v in meta.items() if k != "annotations"}
+    )
+    annotations[annotation] = digest({**desired, "metadata": base_meta})
+    return {**desired, "metadata": {**meta, "annotations": annotations}}
+
+
+def is_up_to_date(stamped: JSON, cached: JSON | None, annotation: str) -> bool:
+    """Whether `cached` already carries `stamped`'s digest, labels, annotations and (kept) sections."""
+    if cached is None:
+        return False
+    want = stamped["metadata"]
+    have = cached.get("metadata", {})
+    if (have.get("annotations") or {}).get(annotation) != want["annotations"][annotation]:
+        return False
+    for field in ("labels", "annotations"):
+        if not is_subset(want.get(field) or {}, have.get(field) or {}):
+            return False
+    return all(
+        is_subset(value, cached[section])
+        for section, value in stamped.items()
+        if section not in ("apiVersion", "kind", "metadata") and section in cached
+    )
+
+
 class Applier:
     """Applies children and status for one controller (one field manager)."""
 
@@ -64,29 +101,10 @@ class Applier:
         self.writes = 0  # requests made (for tests and benchmarks)
 
     def stamped(self, desired: JSON) -> JSON:
-        """`desired` with the digest annotation set (the digest covers everything else)."""
-        meta = desired.get("metadata", {})
-        annotations = {k: v for k, v in (meta.get("annotations") or {}).items() if k != self.digest_annotation}
-        base = {**desired, "metadata": {**meta, "annotations": annotations} if annotations else
-                {k: v for k, v in meta.items() if k != "annotations"}}  # fmt: skip
-        annotations[self.digest_annotation] = digest(base)
-        return {**desired, "metadata": {**meta, "annotations": annotations}}
+        return stamp(desired, self.digest_annotation)
 
     def up_to_date(self, stamped: JSON, cached: JSON | None) -> bool:
-        if cached is None:
-            return False
-        want = stamped["metadata"]
-        have = cached.get("metadata", {})
-        if (have.get("annotations") or {}).get(self.digest_annotation) != want["annotations"][self.digest_annotation]:
-            return False
-        for field in ("labels", "annotations"):
-            if not is_subset(want.get(field) or {}, have.get(field) or {}):
-                return False
-        return all(
-            is_subset(value, cached[section])
-            for section, value in stamped.items()
-            if section not in ("apiVersion", "kind", "metadata") and section in cached
-        )
+        return is_up_to_date(stamped, cached, self.digest_annotation)
 
     async def apply(self, resource: Resource, desired: JSON, *, cache: WriteThrough | None = None,
                     force: bool = True) -> JSON | None:  # fmt: skip

@@ -28,10 +28,12 @@ JSON = dict[str, Any]
 class CachedResource:
     """A read view over the informer(s) of one resource, plus handler/indexer registration."""
 
-    def __init__(self, resource: Resource, informers: dict[str | None, Informer], transform: Transform | None) -> None:
+    def __init__(self, resource: Resource, informers: dict[str | None, Informer], transform: Transform | None,
+                 label_selector: str | None = None) -> None:  # fmt: skip
         self.resource = resource
         self.informers = informers
         self.transform = transform
+        self.label_selector = label_selector
 
     def add_handler(self, handler: EventHandler) -> None:
         for inf in self.informers.values():
@@ -98,24 +100,39 @@ class Cache:
         self._resources: dict[Resource, CachedResource] = {}
         self._started = False
 
-    def informer(self, resource: Resource, *, transform: Transform | None = None) -> CachedResource:
+    def informer(
+        self,
+        resource: Resource,
+        *,
+        transform: Transform | None = None,
+        label_selector: str | None = None,
+        resync_period: float | None = None,
+    ) -> CachedResource:
+        """The shared informer(s) of `resource`; the first caller decides transform, selector and resync."""
         existing = self._resources.get(resource)
         if existing is not None:
-            if existing.transform is not transform:
-                raise ValueError(f"{resource} is already cached with a different transform")
+            if existing.transform is not transform or existing.label_selector != label_selector:
+                raise ValueError(f"{resource} is already cached with a different transform or label selector")
             return existing
         if self._started:
             raise RuntimeError(f"cannot add an informer for {resource} after the cache started")
         scopes: list[str | None] = (
             [None] if self.namespaces is None or not resource.namespaced else list(self.namespaces)
         )
+        options = {**self.informer_options, **({"resync_period": resync_period} if resync_period else {})}
         informers = {
             ns: Informer(
-                self.client, resource, namespace=ns, transform=transform, metrics=self.metrics, **self.informer_options
+                self.client,
+                resource,
+                namespace=ns,
+                transform=transform,
+                label_selector=label_selector,
+                metrics=self.metrics,
+                **options,
             )
             for ns in scopes
         }
-        cached = CachedResource(resource, informers, transform)
+        cached = CachedResource(resource, informers, transform, label_selector)
         self._resources[resource] = cached
         return cached
 

@@ -2,8 +2,9 @@
 
 Contract:
 - Configuration comes from kubernetes-asyncio's loaders (kubeconfig with exec/auth plugins, or the in-cluster
-  service account with token-file refresh); requests are plain aiohttp calls with `Accept: application/json`
-  whose bodies are decoded with orjson into dicts. No generated model classes anywhere.
+  service account with token-file refresh), imported without its generated models (kubeconfig.py);
+  requests are plain aiohttp calls with `Accept: application/json` whose bodies are decoded with orjson into
+  dicts. No generated model classes anywhere.
 - Every call has a timeout (`timeout=` per call, else the client default). Watches have no total timeout but
   a read-idle timeout: a stream silent for longer raises `WatchIdle` (the informer's watchdog).
 - HTTP errors map onto a small exception tree (`NotFound`, `Conflict`/`AlreadyExists`, `Invalid`, `Gone`,
@@ -27,10 +28,11 @@ from urllib.parse import urlsplit
 
 import aiohttp
 import orjson
-from kubernetes_asyncio.client import Configuration
-from kubernetes_asyncio.config import load_incluster_config, load_kube_config
 
+from .kubeconfig import load_config_modules
 from .metrics import RuntimeMetrics
+
+Configuration = Any  # kubernetes_asyncio.client.Configuration, imported lazily (see kubeconfig.py)
 
 JSON = dict[str, Any]
 APPLY_PATCH: Final = "application/apply-patch+yaml"
@@ -190,12 +192,14 @@ async def load_configuration(kubeconfig: str | os.PathLike[str] | None = None, *
     Configuration
 ):  # fmt: skip
     """Resolve credentials: `kubeconfig` if given, else in-cluster, else $KUBECONFIG, else ~/.kube/config."""
-    cfg = Configuration()
+    config = load_config_modules()
+    load_kube_config, load_incluster_config = config.load_kube_config, config.load_incluster_config
+    cfg = config.kube_config.Configuration()
     if kubeconfig:
         await load_kube_config(config_file=str(kubeconfig), context=context, client_configuration=cfg,
                                persist_config=False)  # fmt: skip
     elif os.environ.get("KUBERNETES_SERVICE_HOST"):
-        load_incluster_config(client_configuration=cfg)  # type: ignore[no-untyped-call]
+        load_incluster_config(client_configuration=cfg)
     else:
         path = os.environ.get("KUBECONFIG", "").split(os.pathsep)[0] or str(Path.home() / ".kube" / "config")
         await load_kube_config(config_file=path, context=context, client_configuration=cfg, persist_config=False)

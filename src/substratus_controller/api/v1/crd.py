@@ -27,16 +27,19 @@ _KEY_ORDER = (
     "x-kubernetes-map-type", "x-kubernetes-validations",
 )  # fmt: skip
 _DROP = {"title", "const"}
-# Metadata is validated by the API server itself; a CRD may only restrict the name.
-_NAME_SCHEMA: JSON = {
-    "description": (
-        "Name of the object: a DNS-1123 label (at most 63 characters), because it is used in label values and "
-        "in the names of the object's children."
-    ),
-    "type": "string",
-    "maxLength": 63,
-    "pattern": r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
-}
+
+
+def _name_schema(cls: type[Dataset | Model | Notebook | Server]) -> JSON:
+    """Metadata is validated by the API server itself; a CRD may only restrict the name."""
+    return {
+        "description": (
+            f"Name of the object: {cls.NAME_RULE}; it is used in label values and in the names of the "
+            "object's children."
+        ),
+        "type": "string",
+        "maxLength": 63,
+        "pattern": cls.NAME_PATTERN,
+    }
 
 
 def _ordered(schema: JSON) -> JSON:
@@ -118,7 +121,7 @@ def _version_schema(cls: type[Dataset | Model | Notebook | Server]) -> JSON:
     }
     # The API server allows nothing on metadata but name/generateName restrictions (not even a description:
     # ObjectMeta is described by Kubernetes itself).
-    props["metadata"] = {"type": "object", "properties": {"name": _NAME_SCHEMA}}
+    props["metadata"] = {"type": "object", "properties": {"name": _name_schema(cls)}}
     schema["properties"] = {k: props[k] for k in ("apiVersion", "kind", "metadata", "spec", "status")}
     # The status is written by the controller; nothing there may be required of a fresh object.
     schema.pop("required", None)

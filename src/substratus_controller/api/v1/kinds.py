@@ -192,6 +192,9 @@ class _Object(ApiModel):
     KIND: ClassVar[Kind]
     SHORT_NAMES: ClassVar[tuple[str, ...]] = ()
     DESCRIPTION: ClassVar[str]
+    # Names are DNS-1123 labels: they become label values and parts of child names.
+    NAME_PATTERN: ClassVar[str] = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+    NAME_RULE: ClassVar[str] = "a DNS-1123 label (at most 63 characters)"
 
     api_version: Literal["substratus.ai/v1"] = Field(default="substratus.ai/v1", description=API_VERSION)
     metadata: ObjectMeta = Field(default_factory=ObjectMeta, description=_METADATA)
@@ -257,6 +260,9 @@ class Notebook(_Object):
 
 class Server(_Object):
     KIND: ClassVar[Kind] = Kind.SERVER
+    # A Server names a Service, whose names must start with a letter (DNS-1035).
+    NAME_PATTERN: ClassVar[str] = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
+    NAME_RULE: ClassVar[str] = "a DNS-1035 label (a letter first, at most 63 characters), because it names a Service"
     DESCRIPTION: ClassVar[str] = (
         "The Server API is used to deploy a server that exposes the capabilities of a Model via a HTTP interface."
     )

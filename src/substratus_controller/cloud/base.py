@@ -1,0 +1,196 @@
+"""The cloud driver interface: where artifacts live, how pods mount them, image names, GPU placement, identity.
+
+Pure methods (no I/O; renderers call them) return data. Effectful methods are coroutines (reconcilers call
+them). Everything cloud-specific sits behind this one interface; drivers do not import each other.
+
+Shared invariants (upstream-behaviour.md §3.4, §3.5):
+- artifact prefix of an object: `<bucket>/<md5("clusters/<cluster>/namespaces/<ns>/<kind>s/<name>")>` (hex);
+- upload object: `<artifact prefix>/uploads/latest.tar.gz`; outputs under `<artifact prefix>/artifacts/`;
+- image of an object: `<registry>/<cluster>-<kind>-<ns>-<name>:<tag>` with the tag made docker-safe.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+from urllib.parse import urlsplit
+
+from substratus_controller.constants import Kind
+
+JSON = dict[str, Any]
+GPU_RESOURCE = "nvidia.com/gpu"
+GPU_TOLERATION: JSON = {"key": GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"}
+UPLOAD_OBJECT = "uploads/latest.tar.gz"
+
+
+class CloudConfigError(ValueError):
+    """A driver setting is missing or invalid; the message names the setting (flag and env var)."""
+
+
+class UnsupportedGPUError(ValueError):
+    """The requested GPU type cannot be placed on this cloud."""
+
+    def __init__(self, gpu_type: str | None, cloud: str, supported: Sequence[str]) -> None:
+        self.gpu_type, self.cloud = gpu_type, cloud
+        shown = gpu_type or "(no type)"
+        super().__init__(
+            f"GPU type {shown} is not supported on cloud {cloud}; supported: {', '.join(supported) or 'none'}"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class BucketURL:
+    """A location in object storage: `gs://bucket/path`, `s3://bucket/path`, or `file:///abs/path`."""
+
+    scheme: str
+    bucket: str
+    path: str
+
+    @classmethod
+    def parse(cls, url: str) -> BucketURL:
+        parts = urlsplit(url)
+        if parts.scheme not in ("gs", "s3", "file"):
+            raise CloudConfigError(f"unsupported bucket URL {url!r}: expected gs://, s3:// or file://")
+        if parts.scheme == "file":
+            if parts.netloc or not parts.path.startswith("/"):
+                raise CloudConfigError(f"file bucket URL {url!r} must be absolute: file:///some/dir")
+            return cls("file", "", parts.path.rstrip("/") or "/")
+        if not parts.netloc:
+            raise CloudConfigError(f"bucket URL {url!r} has no bucket name")
+        return cls(parts.scheme, parts.netloc, parts.path.strip("/"))
+
+    def join(self, *parts: str) -> BucketURL:
+        tail = "/".join(p.strip("/") for p in parts if p.strip("/"))
+        if self.scheme == "file":
+            return BucketURL("file", "", f"{self.path.rstrip('/')}/{tail}" if tail else self.path)
+        return BucketURL(self.scheme, self.bucket, f"{self.path}/{tail}".strip("/") if self.path else tail)
+
+    def __str__(self) -> str:
+        if self.scheme == "file":
+            return f"file://{self.path}"
+        return f"{self.scheme}://{self.bucket}/{self.path}" if self.path else f"{self.scheme}://{self.bucket}"
+
+
+@dataclass(frozen=True, slots=True)
+class Mount:
+    """One mount of an object's bucket prefix: `subdir` of the prefix at `mount_path` in the container."""
+
+    subdir: str
+    mount_path: str
+    read_only: bool
+
+
+@dataclass(frozen=True, slots=True)
+class BucketVolume:
+    """What a pod needs to mount a bucket prefix: volumes, container volumeMounts and pod annotations."""
+
+    volumes: list[JSON]
+    mounts: list[JSON]
+    annotations: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class GPUPlacement:
+    """How to place a GPU pod: the extended resource, node selector and tolerations."""
+
+    resource: str = GPU_RESOURCE
+    node_selector: dict[str, str] = field(default_factory=dict)
+    tolerations: tuple[JSON, ...] = (GPU_TOLERATION,)
+
+
+@dataclass(frozen=True, slots=True)
+class DefaultResources:
+    """Requests used when an object has no `resources` (cpu cores, memory GiB, disk GiB)."""
+
+    cpu: int
+    memory: int
+    disk: int
+
+
+_TAG_BAD = re.compile(r"[^A-Za-z0-9_.-]")
+
+
+def docker_tag(raw: str) -> str:
+    """A docker tag from a git tag/branch: `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}` (other characters -> `-`)."""
+    tag = _TAG_BAD.sub("-", raw)
+    if not tag or not (tag[0].isalnum() or tag[0] == "_"):
+        tag = f"_{tag}"
+    return tag[:128]
+
+
+def object_hash(cluster: str, kind: Kind, namespace: str, name: str) -> str:
+    """md5 of `clusters/<cluster>/namespaces/<ns>/<kind>s/<name>` (the upstream artifact prefix)."""
+    ident = f"clusters/{cluster}/namespaces/{namespace}/{kind.plural}/{name}"
+    return hashlib.md5(ident.encode(), usedforsecurity=False).hexdigest()
+
+
+class CloudDriver(ABC):
+    """One cloud: storage, mounts, images, GPUs, identities. See module docstring."""
+
+    name: ClassVar[str]
+    # GPU type (spec value) -> placement. `None` as a key matches a GPU request without a type.
+    GPU_TABLE: ClassVar[dict[str | None, GPUPlacement]]
+    # The annotation binding a ServiceAccount to the cloud principal (None: no identity binding).
+    principal_annotation: ClassVar[str | None] = None
+
+    def __init__(self, *, cluster_name: str, artifact_bucket: BucketURL, registry_url: str,
+                 principal: str = "") -> None:  # fmt: skip
+        self.cluster_name = cluster_name
+        self.artifact_bucket = artifact_bucket
+        self.registry_url = registry_url.rstrip("/")
+        self.principal = principal
+        self.gpu_table: dict[str | None, GPUPlacement] = dict(self.GPU_TABLE)
+
+    # ------------------------------------------------------------------------------------------- pure
+    def artifact_url(self, kind: Kind, namespace: str, name: str) -> BucketURL:
+        return self.artifact_bucket.join(object_hash(self.cluster_name, kind, namespace, name))
+
+    def upload_url(self, kind: Kind, namespace: str, name: str) -> BucketURL:
+        return self.artifact_url(kind, namespace, name).join(UPLOAD_OBJECT)
+
+    def image_url(self, kind: Kind, namespace: str, name: str, tag: str) -> str:
+        return f"{self.registry_url}/{self.cluster_name}-{kind.singular}-{namespace}-{name}:{docker_tag(tag)}"
+
+    def gpu_placement(self, gpu_type: str | None) -> GPUPlacement:
+        """Placement for a GPU type; raises UnsupportedGPUError for types this cloud cannot place."""
+        placement = self.gpu_table.get(gpu_type)
+        if placement is None:
+            raise UnsupportedGPUError(gpu_type, self.name, sorted(k for k in self.gpu_table if k))
+        return placement
+
+    def service_account_annotations(self) -> dict[str, str]:
+        """Annotations that bind a workload ServiceAccount to the cloud principal."""
+        if self.principal_annotation and self.principal:
+            return {self.principal_annotation: self.principal}
+        return {}
+
+    @abstractmethod
+    def mount_bucket(self, url: BucketURL, *, volume_name: str, mounts: Sequence[Mount]) -> BucketVolume:
+        """Volumes, volumeMounts and pod annotations that mount `mounts` of the prefix `url`."""
+
+    @abstractmethod
+    def build_context(self, upload: BucketURL) -> tuple[str, BucketVolume]:
+        """Kaniko's `--context` for an uploaded tarball, and what the builder pod must mount to read it."""
+
+    @abstractmethod
+    def default_resources(self) -> DefaultResources:
+        """Requests for objects without `resources`."""
+
+    @abstractmethod
+    def builder_resources(self) -> JSON:
+        """The image builder container's `resources`."""
+
+    def builder_init_containers(self) -> list[JSON]:
+        """Extra init containers the builder needs on this cloud (after the git clone, if any)."""
+        return []
+
+    # ------------------------------------------------------------------------------------------- effects
+    async def prepare_artifacts(self, url: BucketURL, subdirs: Sequence[str]) -> None:  # noqa: B027 - optional hook
+        """Make `<url>/<subdir>` ready for the pods that will write there (e.g. create it with permissions)."""
+
+    async def bind_identity(self, *, service_account: str, namespace: str) -> None:  # noqa: B027 - optional hook
+        """Let the ServiceAccount act as the cloud principal (called once per ServiceAccount)."""

@@ -1,0 +1,105 @@
+"""The `local` driver: single-node clusters (kind, minikube, the test control plane) and the demo.
+
+- Artifact bucket: a directory on the node, `file:///var/lib/substratus/artifacts` by default; pods mount an
+  object's prefix by hostPath (DirectoryOrCreate), subPath per mount (upstream's kind driver, §5.2).
+- Upload builds: Kaniko reads the tarball from a hostPath mount (`tar:///upload/latest.tar.gz`).
+- GPUs: placed as `nvidia.com/gpu` with no node selector (upstream kind behaviour). Any type, or none, by
+  default; `gpu_types` (LOCAL_GPU_TYPES) restricts the accepted types to what the local nodes have, so that
+  other types report UnsupportedGPU instead of pods that never schedule.
+- Identity: nothing to bind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from pathlib import Path
+
+from substratus_controller.api.v1.types import GPUType
+
+from .base import (
+    GPU_TOLERATION,
+    JSON,
+    BucketURL,
+    BucketVolume,
+    CloudConfigError,
+    CloudDriver,
+    DefaultResources,
+    GPUPlacement,
+    Mount,
+)
+
+DEFAULT_ARTIFACT_BUCKET = "file:///var/lib/substratus/artifacts"
+DEFAULT_REGISTRY = "localhost:5000"
+DEFAULT_CLUSTER_NAME = "substratus"
+
+_ANY_GPU = GPUPlacement(node_selector={}, tolerations=(GPU_TOLERATION,))
+
+
+class LocalDriver(CloudDriver):
+    name = "local"
+    GPU_TABLE = {None: _ANY_GPU, **{t.value: _ANY_GPU for t in GPUType}}
+
+    def __init__(self, *, cluster_name: str = DEFAULT_CLUSTER_NAME, artifact_bucket: BucketURL | None = None,
+                 registry_url: str = DEFAULT_REGISTRY, principal: str = "",
+                 gpu_types: Sequence[str] | None = None) -> None:  # fmt: skip
+        bucket = artifact_bucket or BucketURL.parse(DEFAULT_ARTIFACT_BUCKET)
+        if bucket.scheme != "file":
+            raise CloudConfigError(
+                f"--artifact-bucket-url/ARTIFACT_BUCKET_URL must be a file:// URL for the local cloud, got {bucket}"
+            )
+        super().__init__(cluster_name=cluster_name, artifact_bucket=bucket, registry_url=registry_url,
+                         principal=principal)  # fmt: skip
+        if gpu_types is not None:
+            known = {t.value for t in GPUType}
+            unknown = sorted(set(gpu_types) - known)
+            if unknown:
+                raise CloudConfigError(
+                    f"--local-gpu-types/LOCAL_GPU_TYPES: unknown GPU types {', '.join(unknown)}; "
+                    f"known: {', '.join(sorted(known))}"
+                )
+            self.gpu_table = {None: _ANY_GPU, **dict.fromkeys(gpu_types, _ANY_GPU)}
+
+    async def prepare_artifacts(self, url: BucketURL, subdirs: Sequence[str]) -> None:
+        """Create `<prefix>/<subdir>` world-writable, so non-root pods can write into their hostPath mounts.
+
+        The controller shares the node's artifact directory on a single-node cluster (it also receives uploads
+        there). When that directory is not visible to the controller (e.g. a multi-node cluster) this is a
+        no-op and pods rely on the kubelet's DirectoryOrCreate.
+        """
+        base = Path(self.artifact_bucket.path)
+
+        def make() -> None:
+            if not base.is_dir():
+                return
+            for sub in subdirs:
+                path = Path(url.path) / sub
+                path.mkdir(parents=True, exist_ok=True)
+                path.chmod(0o777)
+
+        await asyncio.to_thread(make)
+
+    def mount_bucket(self, url: BucketURL, *, volume_name: str, mounts: Sequence[Mount]) -> BucketVolume:
+        volume = {"name": volume_name, "hostPath": {"path": url.path, "type": "DirectoryOrCreate"}}
+        container_mounts = [
+            {
+                "name": volume_name,
+                "mountPath": m.mount_path,
+                "subPath": m.subdir,
+                **({"readOnly": True} if m.read_only else {}),
+            }
+            for m in mounts
+        ]
+        return BucketVolume(volumes=[volume], mounts=container_mounts)
+
+    def build_context(self, upload: BucketURL) -> tuple[str, BucketVolume]:
+        directory, _, filename = upload.path.rpartition("/")
+        volume = {"name": "upload", "hostPath": {"path": directory, "type": "Directory"}}
+        mount = {"name": "upload", "mountPath": "/upload", "readOnly": True}
+        return f"tar:///upload/{filename}", BucketVolume(volumes=[volume], mounts=[mount])
+
+    def default_resources(self) -> DefaultResources:
+        return DefaultResources(cpu=0, memory=0, disk=0)
+
+    def builder_resources(self) -> JSON:
+        return {}

@@ -1,0 +1,134 @@
+"""Image builds (pure planning), shared by the four kinds.
+
+Semantics (upstream §3 with decisions.md §2.1):
+- The target image is `<registry>/<cluster>-<kind>-<ns>-<name>:<tag>` (tag: git tag > branch > "latest",
+  or the upload md5). A build Job `<name>-<kind>-bld` labelled with a build id (a digest of the build spec,
+  the target and the retry annotation) produces it.
+- No build Job and `spec.image == target`: built (nothing to do, even if the Job was cleaned up).
+- A Job with another build id (a new tag/branch/md5/requestID, or a retry after failure) is deleted first;
+  the fresh Job is created once it is gone.
+- Job Complete: `Built=True/JobComplete` and, if needed, `spec.image` is set to the target.
+  Job Failed: `Built=False/BuildFailed` (an Event, no retry until the build spec or `substratus.ai/retry`
+  changes; the annotation only matters for a failed Job, a good image is never rebuilt for it).
+  Otherwise `Built=False/JobNotComplete`.
+- The workload may run with whatever `spec.image` holds (a rebuild does not stop a running Server).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from substratus_controller.api.v1.kinds import Dataset, Model, Notebook, Server
+from substratus_controller.constants import (
+    ANNOTATION_RETRY,
+    LABEL_BUILD,
+    LABEL_RETRY,
+    SA_BUILDER,
+    ConditionType,
+    Kind,
+    Reason,
+)
+from substratus_controller.render.build import build_job, target_image
+from substratus_controller.render.context import RenderContext
+from substratus_controller.render.names import build_job_name
+from substratus_controller.runtime import resources as k8s
+from substratus_controller.runtime.applier import digest
+from substratus_controller.runtime.client import Resource
+from substratus_controller.status.conditions import Cond
+
+JSON = dict[str, Any]
+BUILD_LABEL = LABEL_BUILD
+RETRY_LABEL = LABEL_RETRY
+AnyKind = Dataset | Model | Notebook | Server
+
+
+@dataclass
+class BuildPlan:
+    """The build's share of a Plan."""
+
+    condition: Cond | None = None
+    service_accounts: list[str] = field(default_factory=list)
+    apply: list[tuple[Resource, JSON]] = field(default_factory=list)
+    delete: list[tuple[Resource, JSON]] = field(default_factory=list)
+    spec_image: str | None = None
+
+
+def job_condition(job: JSON, ctype: str) -> JSON | None:
+    for c in (job.get("status") or {}).get("conditions") or ():
+        if c.get("type") == ctype and c.get("status") == "True":
+            return dict(c)
+    return None
+
+
+def build_id(obj: AnyKind, target: str) -> str:
+    assert obj.spec.build is not None
+    return digest({"build": obj.spec.build.to_api(), "target": target})[:16]
+
+
+def retry_token(obj: AnyKind) -> str:
+    """A label-safe digest of the `substratus.ai/retry` annotation ("" when absent)."""
+    value = obj.metadata.annotations.get(ANNOTATION_RETRY)
+    return digest({"retry": value})[:16] if value else ""
+
+
+def with_retry_label(job: JSON, token: str) -> JSON:
+    """`job` (Job and pod template) labelled with the retry token it was created for."""
+    if not token:
+        return job
+    meta = job["metadata"]
+    return {**job, "metadata": {**meta, "labels": {**meta.get("labels", {}), RETRY_LABEL: token}}}
+
+
+def retry_requested(job: JSON, token: str) -> bool:
+    """Whether the retry annotation changed since `job` was created (only consulted for failed Jobs)."""
+    return bool((job["metadata"].get("labels") or {}).get(RETRY_LABEL, "") != token)
+
+
+def plan_build(obj: AnyKind, kind: Kind, ctx: RenderContext, *, job: JSON | None) -> BuildPlan:
+    """The build's conditions and children for `obj` given its cached build Job (or None)."""
+    if obj.spec.build is None:
+        return BuildPlan()
+    meta = obj.metadata
+    target = target_image(obj, kind, ctx.cloud)
+    bid = build_id(obj, target)
+    retry = retry_token(obj)
+    name = build_job_name(kind, meta.name)
+    plan = BuildPlan()
+    if job is not None and job["metadata"].get("deletionTimestamp"):
+        plan.condition = Cond(ConditionType.BUILT, False, Reason.JOB_NOT_COMPLETE,
+                              f"Waiting for the previous builder Job to be deleted: {name}")  # fmt: skip
+        return plan
+    if job is not None and (job["metadata"].get("labels") or {}).get(BUILD_LABEL) != bid:
+        plan.delete.append((k8s.JOBS, job))
+        plan.condition = Cond(ConditionType.BUILT, False, Reason.JOB_NOT_COMPLETE,
+                              f"Build source changed; replacing builder Job {name}")  # fmt: skip
+        return plan
+    if job is None:
+        if obj.spec.image == target:
+            plan.condition = Cond(ConditionType.BUILT, True, Reason.JOB_COMPLETE, f"Image built: {target}")
+            return plan
+        plan.service_accounts.append(SA_BUILDER)
+        plan.apply.append((k8s.JOBS, with_retry_label(build_job(obj, kind, ctx, target=target, build_id=bid), retry)))
+        plan.condition = Cond(ConditionType.BUILT, False, Reason.JOB_NOT_COMPLETE,
+                              f"Waiting for builder Job to complete: {name}")  # fmt: skip
+        return plan
+    if job_condition(job, "Complete"):
+        plan.condition = Cond(ConditionType.BUILT, True, Reason.JOB_COMPLETE, f"Builder Job completed: {name}")
+        if obj.spec.image != target:
+            plan.spec_image = target
+        return plan
+    failed = job_condition(job, "Failed")
+    if failed and retry_requested(job, retry):
+        plan.delete.append((k8s.JOBS, job))
+        plan.condition = Cond(ConditionType.BUILT, False, Reason.JOB_NOT_COMPLETE, f"Retrying builder Job {name}")
+        return plan
+    if failed:
+        detail = failed.get("message") or failed.get("reason") or "failed"
+        plan.condition = Cond(ConditionType.BUILT, False, Reason.BUILD_FAILED,
+                              f"Builder Job {name} failed: {detail}; change the build or set the "
+                              f"{ANNOTATION_RETRY} annotation to retry")  # fmt: skip
+        return plan
+    plan.condition = Cond(ConditionType.BUILT, False, Reason.JOB_NOT_COMPLETE,
+                          f"Waiting for builder Job to complete: {name}")  # fmt: skip
+    return plan

@@ -1,0 +1,201 @@
+"""What every Substratus reconciler shares: the Plan, the caches, and the observe -> plan -> apply -> report loop.
+
+A reconcile reads only from the informer caches (never a live GET), computes a `Plan` with one pure call,
+applies the Plan's children in order (ServiceAccounts first), skipping what the cache shows is already so,
+and writes the status once, only when it changed. Condition transitions become Events.
+
+Invariants:
+- `plan_*` functions are pure: same observation, same `now` -> same Plan.
+- Invalid specs (schema-valid but semantically wrong) yield an `InvalidSpec`/`UnsupportedGPU` condition and an
+  Event, and the reconcile ends without a retry: only a change to the object brings it back.
+- A Plan never deletes anything but children it owns (ownerReference to this object, by uid).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+
+from substratus_controller.cloud.base import BucketURL, CloudDriver
+from substratus_controller.constants import FIELD_MANAGER, GROUP, Kind, Reason
+from substratus_controller.render.context import RenderContext
+from substratus_controller.render.serviceaccount import service_account
+from substratus_controller.runtime import resources as k8s
+from substratus_controller.runtime.applier import Applier
+from substratus_controller.runtime.cache import CachedResource
+from substratus_controller.runtime.client import AlreadyExists, Client, NotFound, Resource
+from substratus_controller.runtime.controller import Request, Result
+from substratus_controller.runtime.events import EventRecorder
+from substratus_controller.status.conditions import transitions
+
+JSON = dict[str, Any]
+log = structlog.get_logger("substratus.controllers")
+
+DATASETS = Resource(GROUP, "v1", Kind.DATASET.plural, Kind.DATASET.value)
+MODELS = Resource(GROUP, "v1", Kind.MODEL.plural, Kind.MODEL.value)
+NOTEBOOKS = Resource(GROUP, "v1", Kind.NOTEBOOK.plural, Kind.NOTEBOOK.value)
+SERVERS = Resource(GROUP, "v1", Kind.SERVER.plural, Kind.SERVER.value)
+RESOURCE_OF: dict[Kind, Resource] = {
+    Kind.DATASET: DATASETS,
+    Kind.MODEL: MODELS,
+    Kind.NOTEBOOK: NOTEBOOKS,
+    Kind.SERVER: SERVERS,
+}
+DIGEST_ANNOTATION = f"{GROUP}/applied"
+
+# Events are warnings when a condition turns False for one of these reasons.
+WARNING_REASONS = {
+    Reason.BUILD_FAILED, Reason.JOB_FAILED, Reason.INVALID_SPEC, Reason.UNSUPPORTED_GPU, Reason.MODEL_NOT_FOUND,
+    Reason.BASE_MODEL_NOT_FOUND, Reason.DATASET_NOT_FOUND,
+}  # fmt: skip
+
+
+def now_rfc3339() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass
+class Plan:
+    """Everything one reconcile will do, computed without I/O."""
+
+    status: JSON
+    service_accounts: list[str] = field(default_factory=list)  # fixed per-namespace SAs to ensure
+    apply: list[tuple[Resource, JSON]] = field(default_factory=list)  # server-side applied, in order
+    create: list[tuple[Resource, JSON]] = field(default_factory=list)  # created when absent (never read back)
+    delete: list[tuple[Resource, JSON]] = field(default_factory=list)  # owned children to delete
+    spec_image: str | None = None  # a finished build: write spec.image
+    prepare: list[BucketURL] = field(default_factory=list)  # artifact prefixes to ready before a workload starts
+    requeue_after: float | None = None
+
+
+@dataclass
+class Caches:
+    """The informer caches the reconcilers read (children caches hold only objects labelled as ours)."""
+
+    datasets: CachedResource
+    models: CachedResource
+    notebooks: CachedResource
+    servers: CachedResource
+    jobs: CachedResource
+    pods: CachedResource
+    deployments: CachedResource
+    services: CachedResource
+    configmaps: CachedResource
+    serviceaccounts: CachedResource
+    pvcs: CachedResource
+
+    def of(self, resource: Resource) -> CachedResource:
+        return {
+            DATASETS: self.datasets,
+            MODELS: self.models,
+            NOTEBOOKS: self.notebooks,
+            SERVERS: self.servers,
+            k8s.JOBS: self.jobs,
+            k8s.PODS: self.pods,
+            k8s.DEPLOYMENTS: self.deployments,
+            k8s.SERVICES: self.services,
+            k8s.CONFIGMAPS: self.configmaps,
+            k8s.SERVICEACCOUNTS: self.serviceaccounts,
+            k8s.PERSISTENTVOLUMECLAIMS: self.pvcs,
+        }[resource]
+
+
+@dataclass
+class Operator:
+    """What reconcilers need at run time."""
+
+    client: Client
+    caches: Caches
+    recorder: EventRecorder
+    ctx: RenderContext
+    now: Callable[[], str] = now_rfc3339
+
+    def __post_init__(self) -> None:
+        self.applier = Applier(self.client, field_manager=FIELD_MANAGER, digest_annotation=DIGEST_ANNOTATION)
+
+    @property
+    def cloud(self) -> CloudDriver:
+        return self.ctx.cloud
+
+
+class KindReconciler:
+    """Drives observe -> plan -> apply -> report for one kind; subclasses supply `plan`."""
+
+    kind: Kind
+
+    def __init__(self, op: Operator) -> None:
+        self.op = op
+        self.resource = RESOURCE_OF[self.kind]
+        self.cache = op.caches.of(self.resource)
+
+    def plan(self, obj: JSON, now: str) -> Plan:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    async def __call__(self, req: Request) -> Result:
+        obj = self.cache.get(req.namespace, req.name)  # observe
+        if obj is None or obj["metadata"].get("deletionTimestamp"):
+            return Result()  # gone or going: the garbage collector removes the children
+        plan = self.plan(obj, self.op.now())  # plan
+        await self.apply(obj, plan)  # apply
+        await self.report(obj, plan.status)  # report
+        return Result(requeue_after=plan.requeue_after)
+
+    async def apply(self, obj: JSON, plan: Plan) -> None:
+        op = self.op
+        ns = obj["metadata"]["namespace"]
+        for resource, child in plan.delete:
+            meta = child["metadata"]
+            with contextlib.suppress(NotFound):
+                await op.client.delete(resource, meta["name"], ns, uid=meta.get("uid"),
+                                       propagation_policy="Foreground")  # fmt: skip
+            op.caches.of(resource).forget(child)
+        for name in plan.service_accounts:
+            await self.ensure_service_account(name, ns)
+        for url in plan.prepare:
+            await op.cloud.prepare_artifacts(url, ["artifacts"])
+        for resource, child in plan.create:
+            with contextlib.suppress(AlreadyExists):
+                await op.client.create(resource, child)
+        for resource, child in plan.apply:
+            await op.applier.apply(resource, child, cache=op.caches.of(resource))
+        if plan.spec_image is not None:
+            body = {
+                "apiVersion": obj["apiVersion"],
+                "kind": obj["kind"],
+                "metadata": {"name": obj["metadata"]["name"], "namespace": ns},
+                "spec": {"image": plan.spec_image},
+            }
+            result = await op.client.apply(self.resource, body, field_manager=FIELD_MANAGER, force=True)
+            self.cache.observe(result)
+            op.applier.writes += 1
+
+    async def ensure_service_account(self, name: str, namespace: str) -> None:
+        """Apply a shared ServiceAccount; bind the cloud identity only when the binding annotation is missing."""
+        op = self.op
+        desired = service_account(name, namespace, op.cloud)
+        cache = op.caches.serviceaccounts
+        if op.applier.up_to_date(op.applier.stamped(desired), cache.get(namespace, name)):
+            return
+        await op.cloud.bind_identity(service_account=name, namespace=namespace)
+        await op.applier.apply(k8s.SERVICEACCOUNTS, desired, cache=cache)
+
+    async def report(self, obj: JSON, status: JSON) -> None:
+        before = (obj.get("status") or {}).get("conditions")
+        written = await self.op.applier.apply_status(self.resource, obj, status, cache=self.cache)
+        if written is None:
+            return
+        for cond in transitions(before, status.get("conditions") or ()):
+            if cond["type"] == "Ready" and cond["status"] == "False":
+                continue  # the condition that blocks Ready has its own event
+            warning = cond["status"] == "False" and cond["reason"] in WARNING_REASONS
+            self.op.recorder.event(
+                obj,
+                type="Warning" if warning else "Normal",
+                reason=cond["reason"],
+                message=cond.get("message") or f"{cond['type']} is {cond['status']}",
+            )

@@ -1,0 +1,109 @@
+"""Controller settings: command-line flags with environment fallbacks, validated once at start-up.
+
+Precedence: flag > environment variable > default. Every problem raises `ConfigError` whose message names
+the flag and the environment variable, so the process can exit with one clear line.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from substratus_controller.cloud.base import BucketURL, CloudConfigError, CloudDriver
+from substratus_controller.cloud.local import DEFAULT_CLUSTER_NAME, DEFAULT_REGISTRY, LocalDriver
+from substratus_controller.runtime.health import parse_address
+
+CLOUDS = ("local", "gcp", "aws")
+
+
+class ConfigError(ValueError):
+    """A setting is missing or invalid (the message names it)."""
+
+
+@dataclass
+class Settings:
+    kubeconfig: str | None = None
+    cloud: str = "local"
+    cluster_name: str = ""
+    artifact_bucket_url: str = ""
+    registry_url: str = ""
+    principal: str = ""
+    local_gpu_types: list[str] | None = None
+    metrics_bind_address: str = ":8080"
+    health_probe_bind_address: str = ":8081"
+    leader_elect: bool = False
+    leader_election_namespace: str = ""
+    namespaces: list[str] = field(default_factory=list)
+    workers: int = 4
+    log_format: str = "json"
+    log_level: str = "info"
+    sync_period: float | None = 36000.0
+
+
+def resolve(flags: Mapping[str, object], env: Mapping[str, str] | None = None) -> Settings:
+    """Settings from parsed flags (None = not given) and the environment."""
+    env = os.environ if env is None else env
+
+    def pick(flag: str, var: str | None, default: str = "") -> str:
+        value = flags.get(flag)
+        if value is not None:
+            return str(value)
+        return env.get(var, default) if var else default
+
+    s = Settings()
+    s.kubeconfig = pick("kubeconfig", None) or None
+    s.cloud = pick("cloud", "CLOUD", "local").strip().lower()
+    if s.cloud not in CLOUDS:
+        raise ConfigError(f"--cloud/CLOUD: unknown cloud {s.cloud!r}; expected one of {', '.join(CLOUDS)}")
+    s.cluster_name = pick("cluster_name", "CLUSTER_NAME")
+    s.artifact_bucket_url = pick("artifact_bucket_url", "ARTIFACT_BUCKET_URL")
+    s.registry_url = pick("registry_url", "REGISTRY_URL")
+    s.principal = pick("principal", "PRINCIPAL")
+    gpu_types = pick("local_gpu_types", "LOCAL_GPU_TYPES")
+    s.local_gpu_types = [t.strip() for t in gpu_types.split(",") if t.strip()] if gpu_types else None
+    s.metrics_bind_address = pick("metrics_bind_address", "METRICS_BIND_ADDRESS", ":8080")
+    s.health_probe_bind_address = pick("health_probe_bind_address", "HEALTH_PROBE_BIND_ADDRESS", ":8081")
+    for flag, value in (("--metrics-bind-address", s.metrics_bind_address),
+                        ("--health-probe-bind-address", s.health_probe_bind_address)):  # fmt: skip
+        try:
+            parse_address(value)
+        except ValueError as exc:
+            raise ConfigError(f"{flag}: {exc}") from None
+    s.leader_elect = bool(flags.get("leader_elect")) or env.get("LEADER_ELECT", "").lower() in ("1", "true", "yes")
+    s.leader_election_namespace = pick("leader_election_namespace", "LEADER_ELECTION_NAMESPACE")
+    namespaces = flags.get("namespace")
+    if isinstance(namespaces, Sequence) and not isinstance(namespaces, str) and namespaces:
+        s.namespaces = [str(n) for n in namespaces]
+    elif env.get("WATCH_NAMESPACES"):
+        s.namespaces = [n.strip() for n in env["WATCH_NAMESPACES"].split(",") if n.strip()]
+    workers = pick("workers", "WORKERS", "4")
+    if not workers.isdigit() or not 1 <= int(workers) <= 256:
+        raise ConfigError(f"--workers/WORKERS: expected an integer from 1 to 256, got {workers!r}")
+    s.workers = int(workers)
+    s.log_format = pick("log_format", "LOG_FORMAT", "json")
+    if s.log_format not in ("json", "console"):
+        raise ConfigError(f"--log-format/LOG_FORMAT: expected json or console, got {s.log_format!r}")
+    s.log_level = pick("log_level", "LOG_LEVEL", "info").lower()
+    if s.log_level not in ("debug", "info", "warning", "error"):
+        raise ConfigError(f"--log-level/LOG_LEVEL: expected debug, info, warning or error, got {s.log_level!r}")
+    return s
+
+
+def make_driver(s: Settings) -> CloudDriver:
+    """The cloud driver for the settings; raises ConfigError naming the bad setting."""
+    try:
+        bucket = BucketURL.parse(s.artifact_bucket_url) if s.artifact_bucket_url else None
+    except CloudConfigError as exc:
+        raise ConfigError(f"--artifact-bucket-url/ARTIFACT_BUCKET_URL: {exc}") from None
+    try:
+        if s.cloud == "local":
+            return LocalDriver(
+                cluster_name=s.cluster_name or DEFAULT_CLUSTER_NAME,
+                artifact_bucket=bucket,
+                registry_url=s.registry_url or DEFAULT_REGISTRY,
+                gpu_types=s.local_gpu_types,
+            )
+    except CloudConfigError as exc:
+        raise ConfigError(str(exc)) from None
+    raise ConfigError(f"--cloud/CLOUD: the {s.cloud} driver is not available in this build")

@@ -1,0 +1,88 @@
+"""Model: build (optional) -> wait for base Model and Dataset -> modeller Job -> Complete/Ready."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from substratus_controller.api.v1.kinds import Model
+from substratus_controller.constants import SA_MODELLER, ConditionType, Kind, Reason
+from substratus_controller.render.context import RenderContext
+from substratus_controller.render.names import build_job_name, modeller_job_name
+from substratus_controller.render.params import params_configmap
+from substratus_controller.render.workloads import modeller_job
+from substratus_controller.runtime import resources as k8s
+
+from .build import plan_build
+from .common import Caches, KindReconciler, Plan
+from .plans import artifacts_of, dependency_gate, invalid_plan, parse, render_errors, status_of
+from .runs import plan_run, run_id
+
+JSON = dict[str, Any]
+
+
+def plan_model(raw: JSON, *, ctx: RenderContext, caches: Caches, now: str) -> Plan:
+    obj = parse(Model, raw)
+    if isinstance(obj, str):
+        return invalid_plan(raw, Kind.MODEL, obj, now)
+    meta = obj.metadata
+    try:
+        build = plan_build(
+            obj, Kind.MODEL, ctx, job=caches.jobs.get(meta.namespace, build_job_name(Kind.MODEL, meta.name))
+        )
+    except render_errors() as exc:
+        return invalid_plan(raw, Kind.MODEL, exc, now)
+    blockers = [build.condition] if build.condition else []
+    artifacts = {"artifacts": {"url": str(ctx.cloud.artifact_url(Kind.MODEL, meta.namespace, meta.name))}}
+    plan = Plan(status={}, service_accounts=list(build.service_accounts), apply=list(build.apply),
+                delete=list(build.delete), spec_image=build.spec_image)  # fmt: skip
+    if not obj.spec.image:
+        if build.condition is None:
+            return invalid_plan(raw, Kind.MODEL, "spec.image or spec.build must be set", now)
+        plan.status = status_of(raw, Kind.MODEL, main=None, blockers=blockers, now=now, extra=artifacts)
+        return plan
+    job = caches.jobs.get(meta.namespace, modeller_job_name(meta.name))
+    base = caches.models.get(meta.namespace, obj.spec.model.name) if obj.spec.model else None
+    data = caches.datasets.get(meta.namespace, obj.spec.dataset.name) if obj.spec.dataset else None
+    rid = run_id(obj)
+    try:
+        desired = modeller_job(
+            obj,
+            ctx,
+            run_id=rid,
+            base_model_url=artifacts_of(base, Kind.MODEL, ctx.cloud) if base is not None else None,
+            dataset_url=artifacts_of(data, Kind.DATASET, ctx.cloud) if data is not None else None,
+        )
+        params = params_configmap(obj, Kind.MODEL)
+    except render_errors() as exc:
+        return invalid_plan(raw, Kind.MODEL, exc, now, built=build.condition)
+    run = plan_run(obj, raw, job=job, desired=desired, what="modeller", rid=rid)
+    if run.apply:  # about to start a run: the base model and the dataset must be ready first
+        gates = []
+        if obj.spec.model:
+            gates.append(dependency_gate(base, name=obj.spec.model.name, what="Base model",
+                                         missing=Reason.BASE_MODEL_NOT_FOUND, not_ready=Reason.BASE_MODEL_NOT_READY,
+                                         ctype=ConditionType.COMPLETE))  # fmt: skip
+        if obj.spec.dataset:
+            gates.append(dependency_gate(data, name=obj.spec.dataset.name, what="Dataset",
+                                         missing=Reason.DATASET_NOT_FOUND, not_ready=Reason.DATASET_NOT_READY,
+                                         ctype=ConditionType.COMPLETE))  # fmt: skip
+        gate = next((g for g in gates if g is not None), None)
+        if gate is not None:
+            plan.service_accounts.append(SA_MODELLER)
+            plan.apply.append((k8s.CONFIGMAPS, params))
+            plan.status = status_of(raw, Kind.MODEL, main=gate, blockers=blockers, now=now, extra=artifacts)
+            return plan
+    plan.service_accounts.append(SA_MODELLER)
+    plan.apply += [(k8s.CONFIGMAPS, params), *run.apply]
+    if run.apply:
+        plan.prepare.append(ctx.cloud.artifact_url(Kind.MODEL, meta.namespace, meta.name))
+    plan.delete += run.delete
+    plan.status = status_of(raw, Kind.MODEL, main=run.condition, blockers=blockers, now=now, extra=artifacts)
+    return plan
+
+
+class ModelReconciler(KindReconciler):
+    kind = Kind.MODEL
+
+    def plan(self, obj: JSON, now: str) -> Plan:
+        return plan_model(obj, ctx=self.op.ctx, caches=self.op.caches, now=now)

@@ -1,0 +1,133 @@
+"""Notebook: build (optional) -> suspend? -> wait for Model/Dataset -> token Secret, PVC, Pod -> Serving/Ready.
+
+- `spec.suspend: true` deletes the Pod and reports `Serving=False/Suspended` (the build still proceeds, so
+  the image is ready when the notebook is resumed). Resuming recreates the Pod.
+- The token is random per Notebook, in a Secret `<name>-notebook-token` the controller creates (once, when the
+  Pod is about to be created) and never reads; the Pod gets it through a secretKeyRef.
+- A Pod whose desired spec changed is deleted and recreated (Pod specs are immutable).
+- Optional persistence: the annotation `substratus.ai/notebook-storage: <size>` (e.g. 20Gi) adds a PVC
+  `<name>-notebook` mounted at /content/work; it survives suspend/resume and is deleted with the Notebook.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from typing import Any
+
+from substratus_controller.api.v1.kinds import Notebook
+from substratus_controller.constants import ANNOTATION_NOTEBOOK_STORAGE, SA_NOTEBOOK, ConditionType, Kind, Reason
+from substratus_controller.render.context import RenderContext
+from substratus_controller.render.names import (
+    build_job_name,
+    notebook_pod_name,
+    notebook_pvc_name,
+    notebook_token_secret_name,
+)
+from substratus_controller.render.notebook import notebook_pod, notebook_pvc, notebook_token_secret
+from substratus_controller.render.params import params_configmap
+from substratus_controller.runtime import resources as k8s
+from substratus_controller.runtime.applier import is_up_to_date, stamp
+from substratus_controller.status.conditions import Cond
+
+from .build import plan_build
+from .common import DIGEST_ANNOTATION, Caches, KindReconciler, Plan
+from .plans import artifacts_of, dependency_gate, invalid_plan, parse, render_errors, status_of
+
+JSON = dict[str, Any]
+STORAGE_ANNOTATION = ANNOTATION_NOTEBOOK_STORAGE
+_QUANTITY = re.compile(r"^[1-9][0-9]*(Ki|Mi|Gi|Ti)$")
+
+
+def pod_ready(pod: JSON) -> bool:
+    status = pod.get("status") or {}
+    ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or ())
+    return status.get("phase") == "Running" and ready
+
+
+def plan_notebook(raw: JSON, *, ctx: RenderContext, caches: Caches, now: str,
+                  new_token: Any = lambda: secrets.token_urlsafe(32)) -> Plan:  # fmt: skip
+    obj = parse(Notebook, raw)
+    if isinstance(obj, str):
+        return invalid_plan(raw, Kind.NOTEBOOK, obj, now)
+    meta = obj.metadata
+    ns = meta.namespace
+    try:
+        build = plan_build(obj, Kind.NOTEBOOK, ctx, job=caches.jobs.get(ns, build_job_name(Kind.NOTEBOOK, meta.name)))
+    except render_errors() as exc:
+        return invalid_plan(raw, Kind.NOTEBOOK, exc, now)
+    blockers = [build.condition] if build.condition else []
+    artifacts = {"artifacts": {"url": str(ctx.cloud.artifact_url(Kind.NOTEBOOK, ns, meta.name))}}
+    plan = Plan(status={}, service_accounts=list(build.service_accounts), apply=list(build.apply),
+                delete=list(build.delete), spec_image=build.spec_image)  # fmt: skip
+    pod = caches.pods.get(ns, notebook_pod_name(meta.name))
+
+    def finish(main: Cond | None) -> Plan:
+        plan.status = status_of(raw, Kind.NOTEBOOK, main=main, blockers=blockers, now=now, extra=artifacts)
+        return plan
+
+    if obj.spec.suspend:
+        if pod is not None and not pod["metadata"].get("deletionTimestamp"):
+            plan.delete.append((k8s.PODS, pod))
+        return finish(Cond(ConditionType.SERVING, False, Reason.SUSPENDED, "Notebook is suspended"))
+    if not obj.spec.image:
+        if build.condition is None:
+            return invalid_plan(raw, Kind.NOTEBOOK, "spec.image or spec.build must be set", now)
+        return finish(None)
+    storage = meta.annotations.get(STORAGE_ANNOTATION)
+    if storage is not None and not _QUANTITY.match(storage):
+        return invalid_plan(raw, Kind.NOTEBOOK, f"annotation {STORAGE_ANNOTATION}: {storage!r} is not a size like 20Gi",
+                            now, built=build.condition)  # fmt: skip
+    model = caches.models.get(ns, obj.spec.model.name) if obj.spec.model else None
+    data = caches.datasets.get(ns, obj.spec.dataset.name) if obj.spec.dataset else None
+    if pod is None:  # dependencies gate the start of the Pod, not a running one
+        gates = []
+        if obj.spec.model:
+            gates.append(dependency_gate(model, name=obj.spec.model.name, what="Model", missing=Reason.MODEL_NOT_FOUND,
+                                         not_ready=Reason.MODEL_NOT_READY, ctype=ConditionType.SERVING))  # fmt: skip
+        if obj.spec.dataset:
+            gates.append(dependency_gate(data, name=obj.spec.dataset.name, what="Dataset",
+                                         missing=Reason.DATASET_NOT_FOUND, not_ready=Reason.DATASET_NOT_READY,
+                                         ctype=ConditionType.SERVING))  # fmt: skip
+        gate = next((g for g in gates if g is not None), None)
+        if gate is not None:
+            return finish(gate)
+    token_secret = notebook_token_secret_name(meta.name)
+    pvc = notebook_pvc_name(meta.name) if storage else None
+    try:
+        desired = notebook_pod(
+            obj,
+            ctx,
+            token_secret=token_secret,
+            model_url=artifacts_of(model, Kind.MODEL, ctx.cloud) if model is not None else None,
+            dataset_url=artifacts_of(data, Kind.DATASET, ctx.cloud) if data is not None else None,
+            pvc=pvc,
+        )
+        params = params_configmap(obj, Kind.NOTEBOOK)
+    except render_errors() as exc:
+        return invalid_plan(raw, Kind.NOTEBOOK, exc, now, built=build.condition)
+    plan.service_accounts.append(SA_NOTEBOOK)
+    plan.apply.append((k8s.CONFIGMAPS, params))
+    if storage:
+        plan.apply.append((k8s.PERSISTENTVOLUMECLAIMS, notebook_pvc(obj, size=storage)))
+    if pod is None:
+        plan.prepare.append(ctx.cloud.artifact_url(Kind.NOTEBOOK, ns, meta.name))
+        plan.create.append((k8s.SECRETS, notebook_token_secret(obj, token=new_token())))
+        plan.apply.append((k8s.PODS, desired))
+        return finish(Cond(ConditionType.SERVING, False, Reason.POD_NOT_READY, "Waiting for the notebook Pod to start"))
+    if pod["metadata"].get("deletionTimestamp"):
+        return finish(Cond(ConditionType.SERVING, False, Reason.POD_NOT_READY, "Waiting for the old Pod to go"))
+    if not is_up_to_date(stamp(desired, DIGEST_ANNOTATION), pod, DIGEST_ANNOTATION):
+        plan.delete.append((k8s.PODS, pod))  # Pod specs are immutable: replace it
+        return finish(Cond(ConditionType.SERVING, False, Reason.SPEC_CHANGED, "Spec changed; recreating the Pod"))
+    if pod_ready(pod):
+        return finish(Cond(ConditionType.SERVING, True, Reason.POD_READY, "Notebook is ready"))
+    phase = (pod.get("status") or {}).get("phase", "Pending")
+    return finish(Cond(ConditionType.SERVING, False, Reason.POD_NOT_READY, f"Notebook Pod is {phase}, not ready yet"))
+
+
+class NotebookReconciler(KindReconciler):
+    kind = Kind.NOTEBOOK
+
+    def plan(self, obj: JSON, now: str) -> Plan:
+        return plan_notebook(obj, ctx=self.op.ctx, caches=self.op.caches, now=now)

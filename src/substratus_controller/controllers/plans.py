@@ -1,0 +1,90 @@
+"""Pure helpers the per-kind plans share: parsing into InvalidSpec, dependency gates, status assembly."""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from pydantic import ValidationError
+
+from substratus_controller.api.v1.kinds import Dataset, Model, Notebook, Server
+from substratus_controller.cloud.base import BucketURL, CloudDriver, UnsupportedGPUError
+from substratus_controller.constants import ConditionType, Kind, Reason
+from substratus_controller.render.errors import InvalidSpecError
+from substratus_controller.status.conditions import Cond, merge_conditions, ready_condition
+
+from .common import Plan
+
+JSON = dict[str, Any]
+T = TypeVar("T", Dataset, Model, Notebook, Server)
+MAIN_CONDITION = {
+    Kind.DATASET: ConditionType.COMPLETE,
+    Kind.MODEL: ConditionType.COMPLETE,
+    Kind.NOTEBOOK: ConditionType.SERVING,
+    Kind.SERVER: ConditionType.SERVING,
+}
+
+
+def validation_message(exc: ValidationError) -> str:
+    """A one-line summary naming each offending field by its JSON path."""
+    parts = []
+    for err in exc.errors()[:5]:
+        path = ".".join(str(p) for p in err["loc"])
+        parts.append(f"{path}: {err['msg']}")
+    more = f" (and {len(exc.errors()) - 5} more)" if len(exc.errors()) > 5 else ""
+    return "; ".join(parts) + more
+
+
+def parse(cls: type[T], raw: JSON) -> T | str:
+    """The typed object, or a message describing why the spec is invalid."""
+    try:
+        return cls.model_validate({k: v for k, v in raw.items() if k != "status"} | {"status": {}})
+    except ValidationError as exc:
+        return validation_message(exc)
+
+
+def status_of(raw: JSON, kind: Kind, *, main: Cond | None, blockers: list[Cond], now: str,
+              extra: JSON | None = None) -> JSON:  # fmt: skip
+    """The whole status: ready, observedGeneration, conditions (+ Ready), and kind-specific fields."""
+    generation = int(raw["metadata"].get("generation", 0))
+    ready = ready_condition(main, blockers)
+    conds = [c for c in (*blockers, main) if c is not None]
+    previous = (raw.get("status") or {}).get("conditions")
+    status: JSON = {
+        "ready": ready.ok,
+        "observedGeneration": generation,
+        "conditions": merge_conditions(previous, [*conds, ready], generation=generation, now=now),
+    }
+    status.update(extra or {})
+    return status
+
+
+def invalid_plan(raw: JSON, kind: Kind, error: str | Exception, now: str, *, built: Cond | None = None) -> Plan:
+    """A Plan that only reports why the spec cannot be acted upon (no children, no retry)."""
+    reason = Reason.UNSUPPORTED_GPU if isinstance(error, UnsupportedGPUError) else Reason.INVALID_SPEC
+    message = str(error) if not isinstance(error, str) else error
+    main = Cond(MAIN_CONDITION[kind], False, reason, message)
+    blockers = [built] if built is not None else []
+    return Plan(status=status_of(raw, kind, main=main, blockers=blockers, now=now))
+
+
+def render_errors() -> tuple[type[Exception], ...]:
+    return (InvalidSpecError, UnsupportedGPUError)
+
+
+def dependency_gate(dep: JSON | None, *, name: str, what: str, missing: Reason, not_ready: Reason,
+                    ctype: ConditionType) -> Cond | None:  # fmt: skip
+    """A False condition when a referenced object is missing or not ready, else None."""
+    if dep is None:
+        return Cond(ctype, False, missing, f"{what} {name} not found")
+    if not (dep.get("status") or {}).get("ready"):
+        return Cond(ctype, False, not_ready, f"Waiting for {what} {name} to be ready")
+    return None
+
+
+def artifacts_of(dep: JSON, kind: Kind, cloud: CloudDriver) -> BucketURL:
+    """Where a dependency's artifacts are: its reported URL, else the computed one."""
+    url = ((dep.get("status") or {}).get("artifacts") or {}).get("url")
+    if url:
+        return BucketURL.parse(url)
+    meta = dep["metadata"]
+    return cloud.artifact_url(kind, meta["namespace"], meta["name"])

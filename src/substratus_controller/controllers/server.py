@@ -1,0 +1,75 @@
+"""Server: build (optional) -> wait for the Model -> Service + Deployment -> Serving/Ready from readyReplicas."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from substratus_controller.api.v1.kinds import Server
+from substratus_controller.constants import SA_MODEL_SERVER, ConditionType, Kind, Reason
+from substratus_controller.render.context import RenderContext
+from substratus_controller.render.names import build_job_name, server_name
+from substratus_controller.render.params import params_configmap
+from substratus_controller.render.server import server_deployment, server_service
+from substratus_controller.runtime import resources as k8s
+from substratus_controller.status.conditions import Cond
+
+from .build import plan_build
+from .common import Caches, KindReconciler, Plan
+from .plans import artifacts_of, dependency_gate, invalid_plan, parse, render_errors, status_of
+
+JSON = dict[str, Any]
+
+
+def plan_server(raw: JSON, *, ctx: RenderContext, caches: Caches, now: str) -> Plan:
+    obj = parse(Server, raw)
+    if isinstance(obj, str):
+        return invalid_plan(raw, Kind.SERVER, obj, now)
+    meta = obj.metadata
+    ns = meta.namespace
+    try:
+        build = plan_build(obj, Kind.SERVER, ctx, job=caches.jobs.get(ns, build_job_name(Kind.SERVER, meta.name)))
+    except render_errors() as exc:
+        return invalid_plan(raw, Kind.SERVER, exc, now)
+    blockers = [build.condition] if build.condition else []
+    plan = Plan(status={}, service_accounts=list(build.service_accounts), apply=list(build.apply),
+                delete=list(build.delete), spec_image=build.spec_image)  # fmt: skip
+
+    def finish(main: Cond | None) -> Plan:
+        plan.status = status_of(raw, Kind.SERVER, main=main, blockers=blockers, now=now)
+        return plan
+
+    if not obj.spec.image:
+        if build.condition is None:
+            return invalid_plan(raw, Kind.SERVER, "spec.image or spec.build must be set", now)
+        return finish(None)
+    deployment = caches.deployments.get(ns, server_name(meta.name))
+    model = caches.models.get(ns, obj.spec.model.name)
+    if deployment is None or model is None:  # the Model gates the first start, not a running Server
+        gate = dependency_gate(model, name=obj.spec.model.name, what="Model", missing=Reason.MODEL_NOT_FOUND,
+                               not_ready=Reason.MODEL_NOT_READY, ctype=ConditionType.SERVING)  # fmt: skip
+        if gate is not None and deployment is None:
+            return finish(gate)
+    model_url = (
+        artifacts_of(model, Kind.MODEL, ctx.cloud)
+        if model is not None
+        else ctx.cloud.artifact_url(Kind.MODEL, ns, obj.spec.model.name)
+    )
+    try:
+        desired = server_deployment(obj, ctx, model_url=model_url)
+        service = server_service(obj)
+        params = params_configmap(obj, Kind.SERVER)
+    except render_errors() as exc:
+        return invalid_plan(raw, Kind.SERVER, exc, now, built=build.condition)
+    plan.service_accounts.append(SA_MODEL_SERVER)
+    plan.apply += [(k8s.CONFIGMAPS, params), (k8s.SERVICES, service), (k8s.DEPLOYMENTS, desired)]
+    ready = int(((deployment or {}).get("status") or {}).get("readyReplicas") or 0)
+    if ready > 0:
+        return finish(Cond(ConditionType.SERVING, True, Reason.DEPLOYMENT_READY, f"{ready} replica(s) ready"))
+    return finish(Cond(ConditionType.SERVING, False, Reason.DEPLOYMENT_NOT_READY, "Waiting for a ready replica"))
+
+
+class ServerReconciler(KindReconciler):
+    kind = Kind.SERVER
+
+    def plan(self, obj: JSON, now: str) -> Plan:
+        return plan_server(obj, ctx=self.op.ctx, caches=self.op.caches, now=now)

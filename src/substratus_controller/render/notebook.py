@@ -1,0 +1,133 @@
+"""The Notebook's children: the Pod, the Secret holding its Jupyter token, and the optional work PVC.
+
+Invariants (upstream-behaviour.md §7.1 HEAD, decisions.md §2.5 and §2.10):
+- Pod `<name>-notebook`: container `notebook`, SA `notebook`, restartPolicy left to the default (Always),
+  restricted security contexts, port `notebook` 8888, readiness `GET /api` on 8888.
+- Command: `spec.command` when set; when unset, upstream's
+  `jupyter lab --allow-root --ip=0.0.0.0 --NotebookApp.token=$(NOTEBOOK_TOKEN) --notebook-dir=/content`.
+  An explicit empty command means the image's entrypoint (as upstream, where `[]` is non-nil).
+- `NOTEBOOK_TOKEN` comes from the Secret `<name>-notebook-token` (key `token`) through secretKeyRef,
+  instead of upstream's literal `default`; user env may not set it (InvalidSpecError).
+- Mounts: params, own `artifacts/` RW at /content/artifacts, dataset RO at /content/data, model RO at
+  /content/model, and with a PVC the volume `work` at /content/work (survives suspend/resume).
+- The Secret and the PVC are owned by the Notebook, so they live as long as it does (suspend keeps them).
+"""
+
+from __future__ import annotations
+
+import base64
+
+from substratus_controller.api.v1 import Notebook
+from substratus_controller.cloud.base import BucketURL, BucketVolume
+from substratus_controller.constants import (
+    CONTAINER_NOTEBOOK,
+    CONTENT_DIR,
+    NOTEBOOK_PORT,
+    NOTEBOOK_TOKEN_ENV,
+    ROLE_RUN,
+    SA_NOTEBOOK,
+    Kind,
+)
+
+from ._common import JSON, child_metadata, identity
+from ._pod import PodVolumes, workload_pod
+from .context import RenderContext
+from .names import notebook_pod_name, notebook_pvc_name, notebook_token_secret_name
+from .workloads import dependency_mounts, own_artifacts
+
+TOKEN_KEY = "token"
+WORK_VOLUME = "work"
+WORK_PATH = f"{CONTENT_DIR}/work"
+PORT_NAME = "notebook"
+READINESS_PATH = "/api"
+DEFAULT_COMMAND = (
+    "jupyter",
+    "lab",
+    "--allow-root",
+    "--ip=0.0.0.0",
+    f"--NotebookApp.token=$({NOTEBOOK_TOKEN_ENV})",
+    f"--notebook-dir={CONTENT_DIR}",
+)
+
+
+def notebook_pod(
+    nb: Notebook,
+    ctx: RenderContext,
+    *,
+    token_secret: str,
+    model_url: BucketURL | None,
+    dataset_url: BucketURL | None,
+    pvc: str | None,
+) -> JSON:
+    """The Pod `<name>-notebook` running Jupyter (or `spec.command`)."""
+    name, _ = identity(nb, Kind.NOTEBOOK)
+    if not token_secret:
+        raise ValueError("notebook_pod needs the token Secret's name")
+    volumes = PodVolumes()
+    volumes.add_params(Kind.NOTEBOOK, name)
+    own_artifacts(volumes, nb, Kind.NOTEBOOK, ctx)
+    dependency_mounts(
+        volumes,
+        nb,
+        ctx,
+        model_ref=nb.spec.model.name if nb.spec.model else None,
+        model_url=model_url,
+        dataset_ref=nb.spec.dataset.name if nb.spec.dataset else None,
+        dataset_url=dataset_url,
+    )
+    if pvc:
+        volumes.add(
+            BucketVolume(
+                volumes=[{"name": WORK_VOLUME, "persistentVolumeClaim": {"claimName": pvc}}],
+                mounts=[{"name": WORK_VOLUME, "mountPath": WORK_PATH}],
+            )
+        )
+    token_env = {"name": NOTEBOOK_TOKEN_ENV, "valueFrom": {"secretKeyRef": {"name": token_secret, "key": TOKEN_KEY}}}
+    annotations, spec = workload_pod(
+        nb,
+        ctx,
+        container=CONTAINER_NOTEBOOK,
+        service_account=SA_NOTEBOOK,
+        volumes=volumes,
+        command=DEFAULT_COMMAND if nb.spec.command is None else nb.spec.command,
+        env_extra=[token_env],
+        container_extra={
+            "ports": [{"name": PORT_NAME, "containerPort": NOTEBOOK_PORT}],
+            "readinessProbe": {"httpGet": {"path": READINESS_PATH, "port": NOTEBOOK_PORT}},
+        },
+    )
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": child_metadata(
+            nb, Kind.NOTEBOOK, name=notebook_pod_name(name), role=ROLE_RUN, annotations=annotations
+        ),
+        "spec": spec,
+    }
+
+
+def notebook_token_secret(nb: Notebook, *, token: str) -> JSON:
+    """The Secret `<name>-notebook-token` (type Opaque, key `token`) holding the Jupyter token."""
+    name, _ = identity(nb, Kind.NOTEBOOK)
+    if not token:
+        raise ValueError("the notebook token must not be empty")
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": child_metadata(nb, Kind.NOTEBOOK, name=notebook_token_secret_name(name), role=None),
+        "type": "Opaque",
+        "data": {TOKEN_KEY: base64.b64encode(token.encode()).decode("ascii")},
+    }
+
+
+def notebook_pvc(nb: Notebook, *, size: str) -> JSON:
+    """The PersistentVolumeClaim `<name>-notebook` (ReadWriteOnce, `size`) mounted at /content/work."""
+    name, _ = identity(nb, Kind.NOTEBOOK)
+    if not size:
+        raise ValueError("the notebook PVC needs a size")
+    return {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": child_metadata(nb, Kind.NOTEBOOK, name=notebook_pvc_name(name), role=None),
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": size}}},
+    }

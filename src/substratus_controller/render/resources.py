@@ -1,0 +1,50 @@
+"""Compute resources of a workload container, and the GPU node placement that goes with them.
+
+Invariants (upstream-behaviour.md §6, decisions.md §2.8):
+- Requests only, never CPU/memory limits: `cpu: "<n>"`, `memory: "<n>Gi"`, `ephemeral-storage: "<n>Gi"`
+  (from `disk`). Quantities are rendered in the canonical form the API server stores, so applies compare
+  equal. Zero values are omitted (upstream wrote explicit `0`s; an absent request means the same thing
+  except under a LimitRange, where the namespace default then applies, which is what an admin expects).
+- No `resources` at all: the cloud's defaults (`cloud.default_resources()`; zeros on the local driver).
+- A GPU with count > 0 sets request AND limit of the cloud's GPU resource (extended resources must have
+  equal request and limit), and takes node selector and tolerations from the cloud's GPU table;
+  an unknown type raises UnsupportedGPUError. Count 0 (or no gpu) means no GPU and no placement, whatever
+  the type.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from substratus_controller.api.v1 import Resources
+from substratus_controller.cloud.base import CloudDriver
+
+from ._common import JSON, put
+
+
+def container_resources(resources: Resources | None, cloud: CloudDriver) -> tuple[JSON, dict[str, str], list[JSON]]:
+    """(container `resources`, pod `nodeSelector`, pod `tolerations`); each may be empty (then omit it)."""
+    if resources is None:
+        default = cloud.default_resources()
+        cpu, memory, disk, gpu = default.cpu, default.memory, default.disk, None
+    else:
+        cpu, memory, disk, gpu = resources.cpu, resources.memory, resources.disk, resources.gpu
+    requests: dict[str, str] = {}
+    if cpu:
+        requests["cpu"] = str(cpu)
+    if memory:
+        requests["memory"] = f"{memory}Gi"
+    if disk:
+        requests["ephemeral-storage"] = f"{disk}Gi"
+    limits: dict[str, str] = {}
+    node_selector: dict[str, str] = {}
+    tolerations: list[JSON] = []
+    if gpu is not None and gpu.count > 0:
+        placement = cloud.gpu_placement(gpu.type.value if gpu.type is not None else None)
+        requests[placement.resource] = limits[placement.resource] = str(gpu.count)
+        node_selector = dict(placement.node_selector)
+        tolerations = [dict(t) for t in placement.tolerations]
+    out: dict[str, Any] = {}
+    put(out, "requests", requests)
+    put(out, "limits", limits)
+    return out, node_selector, tolerations

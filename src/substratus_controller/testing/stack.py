@@ -1,0 +1,201 @@
+"""A whole local system for the demo and the e2e tests: control plane, CRDs, simulated kubelet, controller.
+
+- etcd + kube-apiserver + kube-controller-manager (real, on free loopback ports);
+- the CRDs, installed like `kubectl apply` would (create or replace), waited for until served;
+- a simulated kubelet in the caller's event loop (tests/demo only: there is no container runtime here);
+- the controller as its own process, started through its CLI (`substratus-controller run`), logging JSON to
+  `<workdir>/controller.log`, and waited for until `/readyz` answers 200.
+`stop()` stops exactly what was started, in reverse order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from substratus_controller.api.v1.crd import build_crds, strip_cel
+from substratus_controller.runtime import resources as k8s
+from substratus_controller.runtime.client import AlreadyExists, Client, NotFound
+
+from .controlplane import ControlPlane, free_port
+from .kubelet import Rule, SimulatedKubelet, default_rules
+
+
+async def install_crds(client: Client, crds: Sequence[dict[str, Any]] | None = None, timeout: float = 60.0) -> None:
+    """Create or replace the CRDs (without CEL on servers older than 1.25) and wait until they are served."""
+    version = await client.request("GET", "/version")
+    minor = int(str(version.get("minor", "0")).rstrip("+"))
+    for crd in crds or build_crds():
+        body = crd if minor >= 25 else strip_cel(crd)
+        try:
+            await client.create(k8s.CUSTOMRESOURCEDEFINITIONS, body)
+        except AlreadyExists:
+            current = await client.get(k8s.CUSTOMRESOURCEDEFINITIONS, body["metadata"]["name"])
+            meta = {**body["metadata"], "resourceVersion": current["metadata"]["resourceVersion"]}
+            await client.replace(k8s.CUSTOMRESOURCEDEFINITIONS, {**body, "metadata": meta})
+    deadline = time.monotonic() + timeout
+    for crd in crds or build_crds():
+        group, plural = crd["spec"]["group"], crd["spec"]["names"]["plural"]
+        version_name = crd["spec"]["versions"][0]["name"]
+        while True:
+            try:
+                await client.request("GET", f"/apis/{group}/{version_name}/{plural}", timeout=5)
+                break
+            except NotFound:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"CRD {plural}.{group} not served within {timeout:g}s") from None
+                await asyncio.sleep(0.1)
+
+
+class Stack:
+    """See module docstring. `async with Stack() as stack:` or `await start()` / `await stop()`."""
+
+    def __init__(
+        self,
+        *,
+        workdir: Path | None = None,
+        kubelet_rules: Sequence[Rule] = default_rules(),
+        controller_args: Sequence[str] = (),
+        controller_env: dict[str, str] | None = None,
+    ) -> None:
+        self.workdir = Path(workdir or tempfile.mkdtemp(prefix="substratus-stack-"))
+        self.kubelet_rules = list(kubelet_rules)
+        self.controller_args = list(controller_args)
+        self.controller_env = dict(controller_env or {})
+        self.cp: ControlPlane | None = None
+        self.client: Client | None = None
+        self.kubelet: SimulatedKubelet | None = None
+        self.controller: subprocess.Popen[bytes] | None = None
+        self.metrics_port = 0
+        self.probe_port = 0
+
+    @property
+    def kubeconfig(self) -> Path:
+        assert self.cp is not None
+        return self.cp.kubeconfig
+
+    @property
+    def controller_log(self) -> Path:
+        return self.workdir / "controller.log"
+
+    def env(self) -> dict[str, str]:
+        """Environment for kubectl and other tools pointed at this cluster."""
+        return {**os.environ, "KUBECONFIG": str(self.kubeconfig)}
+
+    async def start(self, *, with_controller: bool = True) -> Stack:
+        self.cp = ControlPlane(controller_manager=True, workdir=self.workdir / "controlplane")
+        await asyncio.to_thread(self.cp.start)
+        self.client = await Client.connect(self.cp.kubeconfig)
+        await install_crds(self.client)
+        self.kubelet = SimulatedKubelet(self.client, rules=self.kubelet_rules)
+        await self.kubelet.start()
+        if with_controller:
+            await self.start_controller()
+        return self
+
+    async def start_controller(self, *, timeout: float = 60.0) -> None:
+        """Start `substratus-controller run` against this cluster and wait until it is ready."""
+        assert self.cp is not None
+        self.metrics_port, self.probe_port = free_port(), free_port()
+        argv = [
+            sys.executable, "-m", "substratus_controller.cli", "run",
+            "--kubeconfig", str(self.cp.kubeconfig),
+            "--cloud", "local",
+            "--artifact-bucket-url", f"file://{self.workdir / 'artifacts'}",
+            "--metrics-bind-address", f"127.0.0.1:{self.metrics_port}",
+            "--health-probe-bind-address", f"127.0.0.1:{self.probe_port}",
+            "--log-format", "json",
+            *self.controller_args,
+        ]  # fmt: skip
+        with self.controller_log.open("ab") as log:
+            self.controller = subprocess.Popen(  # noqa: ASYNC220
+                argv, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **self.controller_env}
+            )
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.controller.poll() is not None:
+                raise RuntimeError(f"controller exited with {self.controller.returncode}:\n{self.tail_log()}")
+            if await asyncio.to_thread(self._probe, "/readyz") == 200:
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"controller not ready within {timeout:g}s:\n{self.tail_log()}")
+            await asyncio.sleep(0.2)
+
+    def _probe(self, path: str) -> int:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.probe_port}{path}", timeout=2) as resp:
+                return int(resp.status)
+        except urllib.error.HTTPError as exc:
+            return int(exc.code)
+        except OSError:
+            return 0
+
+    def metrics(self) -> str:
+        """The controller's /metrics page."""
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5) as resp:
+            return str(resp.read().decode())
+
+    async def stop_controller(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int | None:
+        if self.controller is None:
+            return None
+        proc, self.controller = self.controller, None
+        if proc.poll() is None:
+            proc.send_signal(sig)
+            try:
+                await asyncio.to_thread(proc.wait, timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                await asyncio.to_thread(proc.wait, 10)
+        return proc.returncode
+
+    def tail_log(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.controller_log.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    async def kubectl(
+        self, *args: str, check: bool = True, input: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """Run kubectl against this cluster without blocking the event loop."""
+        binary = shutil.which("kubectl")
+        if binary is None:
+            raise RuntimeError("kubectl is not installed (hack/bootstrap.sh installs it)")
+        proc = await asyncio.create_subprocess_exec(
+            binary, *args, env=self.env(), stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        )  # fmt: skip
+        out, err = await proc.communicate(input.encode() if input is not None else None)
+        result = subprocess.CompletedProcess([binary, *args], proc.returncode or 0, out.decode(), err.decode())
+        if check and result.returncode != 0:
+            raise RuntimeError(f"kubectl {' '.join(args)} failed ({result.returncode}): {result.stderr}")
+        return result
+
+    async def stop(self) -> None:
+        await self.stop_controller()
+        if self.kubelet is not None:
+            await self.kubelet.stop()
+            self.kubelet = None
+        if self.client is not None:
+            await self.client.close()
+            self.client = None
+        if self.cp is not None:
+            await asyncio.to_thread(self.cp.stop)
+            self.cp = None
+
+    async def __aenter__(self) -> Stack:
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()

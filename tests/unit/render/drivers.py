@@ -1,0 +1,86 @@
+"""Test-only cloud drivers for the renderer tests.
+
+`FakeGKEDriver` behaves like a GKE cluster as far as rendering goes (a `gs://` bucket mounted through a CSI
+driver with pod annotations, GPU types placed by node selector, default and builder resources, a builder
+init container, a principal annotation on ServiceAccounts), without depending on the real GCP driver. It
+lets the golden files show every path of the renderers that the local driver does not take.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from substratus_controller.cloud.base import (
+    JSON,
+    BucketURL,
+    BucketVolume,
+    CloudDriver,
+    DefaultResources,
+    GPUPlacement,
+    Mount,
+)
+from substratus_controller.cloud.local import LocalDriver
+
+ACCELERATOR = "cloud.google.com/gke-accelerator"
+
+
+class FakeGKEDriver(CloudDriver):
+    name = "fake-gke"
+    GPU_TABLE = {
+        "nvidia-t4": GPUPlacement(node_selector={ACCELERATOR: "nvidia-tesla-t4"}),
+        "nvidia-l4": GPUPlacement(node_selector={ACCELERATOR: "nvidia-l4"}),
+        "nvidia-a100": GPUPlacement(node_selector={ACCELERATOR: "nvidia-tesla-a100"}),
+    }
+    principal_annotation = "iam.gke.io/gcp-service-account"
+
+    def __init__(self) -> None:
+        super().__init__(
+            cluster_name="test-cluster",
+            artifact_bucket=BucketURL.parse("gs://test-artifact-bucket"),
+            registry_url="registry.test/substratus",
+            principal="substratus@test-project.iam.gserviceaccount.com",
+        )
+
+    def mount_bucket(self, url: BucketURL, *, volume_name: str, mounts: Sequence[Mount]) -> BucketVolume:
+        read_only = all(m.read_only for m in mounts)
+        volume = {
+            "name": volume_name,
+            "csi": {
+                "driver": "gcsfuse.csi.storage.gke.io",
+                "readOnly": read_only,
+                "volumeAttributes": {"bucketName": url.bucket, "mountOptions": "implicit-dirs,uid=0,gid=3003"},
+            },
+        }
+        container_mounts = [
+            {
+                "name": volume_name,
+                "mountPath": m.mount_path,
+                "subPath": f"{url.path}/{m.subdir}".strip("/"),
+                "readOnly": m.read_only,
+            }
+            for m in mounts
+        ]
+        return BucketVolume(
+            volumes=[volume],
+            mounts=container_mounts,
+            annotations={"gke-gcsfuse/volumes": "true", "gke-gcsfuse/memory-limit": "800Mi"},
+        )
+
+    def build_context(self, upload: BucketURL) -> tuple[str, BucketVolume]:
+        return str(upload), BucketVolume(volumes=[], mounts=[])
+
+    def default_resources(self) -> DefaultResources:
+        return DefaultResources(cpu=2, memory=4, disk=100)
+
+    def builder_resources(self) -> JSON:
+        return {"requests": {"cpu": "2", "memory": "12Gi", "ephemeral-storage": "100Gi"}}
+
+    def builder_init_containers(self) -> list[JSON]:
+        return [{"name": "workload-identity-check", "image": "cloud-sdk:alpine", "command": ["true"]}]
+
+
+DRIVERS: dict[str, type[CloudDriver]] = {"local": LocalDriver, "fake-gke": FakeGKEDriver}
+
+
+def driver(name: str) -> CloudDriver:
+    return DRIVERS[name]()

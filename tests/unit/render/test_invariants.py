@@ -1,0 +1,189 @@
+"""Invariants over every rendered child of every golden case.
+
+- Apply-ready bodies: apiVersion, kind, metadata.name and metadata.namespace set; no None, "", [] or {}
+  anywhere (except `emptyDir: {}`, which is how an emptyDir is spelled and is kept by the API server), and
+  no `volumeMounts[].readOnly: false` (the server drops it: a plain bool with omitempty);
+  names are DNS labels; env lists sorted by name; children other than ServiceAccounts are controller-owned.
+- Every generated pod except the image builder satisfies the "restricted" Pod Security Standard
+  (https://kubernetes.io/docs/concepts/security/pod-security-standards/#restricted), with ONE explicit
+  exception: on the local driver the bucket volumes (`artifacts`, `dataset`, `model`) are hostPath
+  volumes, which "restricted" (and even "baseline") forbids. The test asserts that exception exactly, so
+  any other hostPath, or a hostPath on another cloud, fails.
+- The builder pod is the documented exception: root (Kaniko), but never privileged.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from substratus_controller.cloud.local import DEFAULT_ARTIFACT_BUCKET
+
+from .golden import all_outputs
+
+OUTPUTS = all_outputs()
+IDS = [case for case, _, _ in OUTPUTS]
+DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+RESTRICTED_VOLUME_TYPES = {
+    "configMap",
+    "csi",
+    "downwardAPI",
+    "emptyDir",
+    "ephemeral",
+    "persistentVolumeClaim",
+    "projected",
+    "secret",
+}
+LOCAL_BUCKET_VOLUMES = {"artifacts", "dataset", "model"}
+
+
+def walk(node: Any, path: str = "") -> Iterator[tuple[str, Any]]:
+    yield path, node
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield from walk(value, f"{path}.{key}")
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            yield from walk(value, f"{path}[{i}]")
+
+
+def pods(children: list[dict[str, Any]]) -> Iterator[tuple[str, dict[str, Any], dict[str, Any]]]:
+    """(description, pod labels, pod spec) of every pod a child creates."""
+    for child in children:
+        what = f"{child['kind']}/{child['metadata']['name']}"
+        if child["kind"] == "Pod":
+            yield what, child["metadata"]["labels"], child["spec"]
+        elif child["kind"] in ("Job", "Deployment"):
+            template = child["spec"]["template"]
+            yield what, template["metadata"]["labels"], template["spec"]
+
+
+def test_cases_found() -> None:
+    assert len(OUTPUTS) >= 19
+
+
+@pytest.mark.parametrize(("case", "cloud", "children"), OUTPUTS, ids=IDS)
+def test_no_empty_values(case: str, cloud: str, children: list[dict[str, Any]]) -> None:
+    for child in children:
+        for path, node in walk(child):
+            if node == {} and path.endswith(".emptyDir"):
+                continue
+            assert node is not None, f"{case}: None at {child['kind']}{path}"
+            if isinstance(node, (str, list, dict)):
+                assert node, f"{case}: empty {type(node).__name__} at {child['kind']}{path}"
+            if re.search(r"[vV]olumeMounts\[\d+\]\.readOnly$", path):
+                # a plain bool with omitempty: the server never stores false, so false would never compare equal
+                assert node is True, f"{case}: readOnly: false at {child['kind']}{path}"
+
+
+@pytest.mark.parametrize(("case", "cloud", "children"), OUTPUTS, ids=IDS)
+def test_apply_ready(case: str, cloud: str, children: list[dict[str, Any]]) -> None:
+    assert children, case
+    for child in children:
+        meta = child["metadata"]
+        assert child["apiVersion"], case
+        assert child["kind"], case
+        assert meta["namespace"], case
+        assert DNS_LABEL.match(meta["name"]), meta["name"]
+        assert len(meta["name"]) <= 63, meta["name"]
+        assert meta["labels"]["app.kubernetes.io/managed-by"] == "substratus"
+        if child["kind"] == "ServiceAccount":
+            assert "ownerReferences" not in meta
+        else:
+            (owner,) = meta["ownerReferences"]
+            assert owner["controller"] is True
+            assert owner["blockOwnerDeletion"] is True
+            assert owner["uid"]
+        for path, node in walk(child):
+            if path.endswith(".env"):
+                names = [v["name"] for v in node]
+                assert names == sorted(names), f"{case}: env not sorted at {path}"
+                assert len(set(names)) == len(names), f"{case}: duplicate env at {path}"
+
+
+def _check_restricted_container(what: str, container: dict[str, Any]) -> None:
+    sc = container.get("securityContext", {})
+    assert sc.get("allowPrivilegeEscalation") is False, what
+    assert "ALL" in sc.get("capabilities", {}).get("drop", []), what
+    assert set(sc.get("capabilities", {}).get("add", [])) <= {"NET_BIND_SERVICE"}, what
+    assert not sc.get("privileged"), what
+    assert sc.get("runAsNonRoot", True) is True, what
+    assert sc.get("runAsUser", 1) != 0, what
+    assert sc.get("seccompProfile", {}).get("type", "RuntimeDefault") in ("RuntimeDefault", "Localhost"), what
+    assert "procMount" not in sc, what
+    assert "seLinuxOptions" not in sc, what
+    for port in container.get("ports", []):
+        assert "hostPort" not in port, what
+
+
+@pytest.mark.parametrize(("case", "cloud", "children"), OUTPUTS, ids=IDS)
+def test_workload_pods_are_restricted(case: str, cloud: str, children: list[dict[str, Any]]) -> None:
+    checked = 0
+    for what, pod_labels, spec in pods(children):
+        if pod_labels.get("role") == "build":
+            continue
+        checked += 1
+        where = f"{case}: {what}"
+        psc = spec["securityContext"]
+        assert psc["runAsNonRoot"] is True, where
+        assert psc["runAsUser"] != 0, where
+        assert psc["seccompProfile"] == {"type": "RuntimeDefault"}, where
+        for key in ("hostNetwork", "hostPID", "hostIPC", "hostUsers"):
+            assert key not in spec, where
+        for container in spec.get("initContainers", []) + spec["containers"]:
+            _check_restricted_container(f"{where} container {container['name']}", container)
+
+        host_paths = [v for v in spec.get("volumes", []) if "hostPath" in v]
+        for volume in spec.get("volumes", []):
+            types = set(volume) - {"name"}
+            if volume in host_paths:
+                continue
+            assert types <= RESTRICTED_VOLUME_TYPES, f"{where}: volume {volume['name']} is {types}"
+        if cloud == "local":
+            # The one exception, asserted exactly: the local driver's bucket mounts are hostPath volumes
+            # under the artifact directory (restricted PSS forbids hostPath; see the report/module docs).
+            assert host_paths, f"{where}: expected the local driver's hostPath bucket volumes"
+            bucket_dir = DEFAULT_ARTIFACT_BUCKET.removeprefix("file://")
+            for volume in host_paths:
+                assert volume["name"] in LOCAL_BUCKET_VOLUMES, where
+                assert volume["hostPath"]["path"].startswith(bucket_dir + "/"), where
+                assert volume["hostPath"]["type"] == "DirectoryOrCreate", where
+        else:
+            assert not host_paths, f"{where}: hostPath volume on cloud {cloud}"
+    if any(c["kind"] == "ConfigMap" for c in children):  # the workload phase was rendered
+        assert checked, f"{case}: no workload pod checked"
+
+
+@pytest.mark.parametrize(("case", "cloud", "children"), OUTPUTS, ids=IDS)
+def test_builder_pod_is_the_documented_exception(case: str, cloud: str, children: list[dict[str, Any]]) -> None:
+    for what, pod_labels, spec in pods(children):
+        if pod_labels.get("role") != "build":
+            continue
+        assert spec["securityContext"] == {"runAsUser": 0, "runAsGroup": 0, "fsGroup": 3003}, what
+        for container in spec.get("initContainers", []) + spec["containers"]:
+            assert not container.get("securityContext", {}).get("privileged"), what
+        for key in ("hostNetwork", "hostPID", "hostIPC"):
+            assert key not in spec, what
+
+
+@pytest.mark.parametrize(("case", "cloud", "children"), OUTPUTS, ids=IDS)
+def test_read_only_dependency_mounts(case: str, cloud: str, children: list[dict[str, Any]]) -> None:
+    """The container contract's mount layout (decisions.md §3)."""
+    expected = {
+        "params": ("/content/params.json", True),
+        "artifacts": ("/content/artifacts", False),
+        "dataset": ("/content/data", True),
+        "model": ("/content/model", True),
+        "work": ("/content/work", None),
+    }
+    for what, pod_labels, spec in pods(children):
+        if pod_labels.get("role") == "build":
+            continue
+        for mount in spec["containers"][0]["volumeMounts"]:
+            path, read_only = expected[mount["name"]]
+            assert mount["mountPath"] == path, f"{case}: {what}"
+            if read_only is not None:
+                assert mount.get("readOnly", False) is read_only, f"{case}: {what} {mount['name']}"
