@@ -32,8 +32,10 @@ class _Connection:
     frozen: bool = False
     client_closed: bool = False
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    released: asyncio.Event = field(default_factory=asyncio.Event)  # set once the client side is gone
 
     def close(self) -> None:
+        self.released.set()
         for writer in (self.client, self.upstream):
             with contextlib.suppress(Exception):
                 writer.close()
@@ -66,11 +68,11 @@ class TcpProxy:
             conn.close()
             for task in conn.tasks:
                 task.cancel()
-        tasks = [t for conn in self._connections for t in conn.tasks] + list(self._handlers)
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            await asyncio.gather(*tasks, return_exceptions=True)
+        handlers = list(self._handlers)
+        for handler in handlers:
+            handler.cancel()  # those still connecting to the target; the others are ending anyway
+        if handlers:
+            await asyncio.gather(*handlers, return_exceptions=True)
         self._connections.clear()
 
     async def __aenter__(self) -> TcpProxy:
@@ -135,6 +137,8 @@ class TcpProxy:
             finally:
                 conn.close()
                 self._connections.discard(conn)
+        except asyncio.CancelledError:
+            client_writer.close()  # TcpProxy.close(): end quietly (asyncio logs a cancelled handler as an error)
         finally:
             self._handlers.discard(handler)
 
@@ -156,16 +160,10 @@ class TcpProxy:
         if from_client:
             conn.client_closed = True
             self.closed_by_client += 1
-        if conn.frozen and not from_client:
+        elif conn.frozen:
             # The target ended a frozen connection: keep the client's side open and silent until it gives up.
-            await _forever_until_closed(conn)
+            await conn.released.wait()
         conn.close()
         for task in conn.tasks:
             if task is not asyncio.current_task():
                 task.cancel()
-
-
-async def _forever_until_closed(conn: _Connection) -> None:
-    """Wait until the client side of `conn` is closed (by the client, or by `TcpProxy.close`)."""
-    while not conn.client_closed and not conn.client.is_closing():
-        await asyncio.sleep(0.1)

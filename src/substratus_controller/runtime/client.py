@@ -246,6 +246,7 @@ class Client:
         self._reload = reload
         self._max_connections = max_connections
         self._session: aiohttp.ClientSession | None = None
+        self._watch_session: aiohttp.ClientSession | None = None
         self._host_label = urlsplit(cfg.host).netloc or cfg.host
 
     @classmethod
@@ -266,16 +267,27 @@ class Client:
     def host(self) -> str:
         return str(self._cfg.host)
 
-    def _get_session(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            connector = aiohttp.TCPConnector(ssl=_ssl_context(self._cfg), limit=self._max_connections)
-            self._session = aiohttp.ClientSession(connector=connector, trust_env=False)
-        return self._session
+    def _get_session(self, *, watch: bool = False) -> aiohttp.ClientSession:
+        """Requests share a pool of keep-alive connections; each watch gets a connection of its own that is
+        never reused, so a stream abandoned as frozen cannot hand its dead socket to a later request."""
+        session = self._watch_session if watch else self._session
+        if session is None or session.closed:
+            if watch:
+                connector = aiohttp.TCPConnector(ssl=_ssl_context(self._cfg), limit=0, force_close=True)
+            else:
+                connector = aiohttp.TCPConnector(ssl=_ssl_context(self._cfg), limit=self._max_connections)
+            session = aiohttp.ClientSession(connector=connector, trust_env=False)
+            if watch:
+                self._watch_session = session
+            else:
+                self._session = session
+        return session
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        for session in (self._session, self._watch_session):
+            if session is not None:
+                await session.close()
+        self._session = self._watch_session = None
 
     async def __aenter__(self) -> Client:
         return self
@@ -303,12 +315,13 @@ class Client:
         body: Any,
         content_type: str | None,
         timeout: aiohttp.ClientTimeout,
+        watch: bool = False,
     ) -> aiohttp.ClientResponse:
         data = orjson.dumps(body) if body is not None else None
         for attempt in (1, 2):
             headers = await self._headers(content_type if data is not None else None)
             try:
-                resp = await self._get_session().request(
+                resp = await self._get_session(watch=watch).request(
                     method, self.host + path, params=params, data=data, headers=headers, timeout=timeout
                 )
             except (aiohttp.ClientError, TimeoutError) as exc:
@@ -511,7 +524,7 @@ class Client:
         path = res.path(namespace)
         idle = idle_timeout if idle_timeout is not None else timeout_seconds + 60
         timeout = aiohttp.ClientTimeout(total=None, connect=self.timeout, sock_connect=self.timeout, sock_read=idle)
-        resp = await self._send("GET", path, params=params, body=None, content_type=None, timeout=timeout)
+        resp = await self._send("GET", path, params=params, body=None, content_type=None, timeout=timeout, watch=True)
         try:
             if resp.status >= 400:
                 raw = await resp.read()

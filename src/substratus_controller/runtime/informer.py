@@ -209,8 +209,10 @@ class Informer:
                 self._need_list = True
                 self.metrics.informer_watch_restarts.labels(self._label, "gone").inc()
             except WatchIdle:
+                # Quiet resources look exactly like frozen connections (v1.20 sends nothing on an idle watch),
+                # so this is routine: re-watch from the same resourceVersion.
                 self.metrics.informer_watch_restarts.labels(self._label, "idle").inc()
-                log.warning("watch_idle_rewatch", resource=self._label, idle_timeout=self.idle_timeout)
+                log.debug("watch_idle_rewatch", resource=self._label, idle_timeout=self.idle_timeout)
             except ApiError as exc:
                 delay = self.backoff.next()
                 self.metrics.informer_watch_restarts.labels(self._label, "error").inc()
@@ -286,11 +288,13 @@ class Informer:
             idle_timeout=self.idle_timeout,
         )
         store = self.store
+        objects = self.metrics.informer_objects.labels(self._label)
         async for event in events:
             raw = event.object
             if event.type == "ERROR":
                 code = int(raw.get("code", 0))
                 if code == 410:
+                    self.metrics.informer_watch_restarts.labels(self._label, "gone").inc()
                     log.info("watch_expired_relist", resource=self._label, message=raw.get("message", ""))
                     return True
                 raise ApiError(str(raw.get("message", "watch error")), code=code, status=raw)
@@ -314,8 +318,8 @@ class Informer:
                     self._emit_add(obj)
                 else:
                     self._emit_update(old, obj)
+            objects.set(len(store))
             self.backoff.reset()
-        self.metrics.informer_objects.labels(self._label).set(len(store))
         return False
 
     async def _resync_loop(self) -> None:

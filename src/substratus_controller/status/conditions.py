@@ -39,12 +39,15 @@ class Cond:
 
 
 def ready_condition(main: Cond | None, blockers: Sequence[Cond] = ()) -> Cond:
-    """The `Ready` condition: True iff `main` is True and nothing blocks; else the first failing reason."""
+    """The `Ready` condition: True iff `main` is True and nothing blocks; else the first failing reason.
+
+    Without a main condition (the workload has not started, e.g. the image was just built and `spec.image`
+    is being set) Ready is False: waiting for the workload."""
     for cond in (*blockers, main):
         if cond is not None and not cond.ok:
             return Cond(ConditionType.READY, False, cond.reason, cond.message)
     if main is None:
-        raise ValueError("a Ready condition needs a main condition or a failing blocker")
+        return Cond(ConditionType.READY, False, Reason.JOB_NOT_COMPLETE, "Image built; starting the workload")
     return Cond(ConditionType.READY, True, main.reason, main.message)
 
 

@@ -412,6 +412,8 @@ class SimulatedKubelet:
                 await self.heartbeat()
             except ApiError as exc:
                 log.warning("node_heartbeat_failed", node=self.node_name, code=exc.code, error=exc.message)
+            except Exception:
+                log.exception("node_heartbeat_failed", node=self.node_name)
 
     # ------------------------------------------------------------------------------------------- events
     def _enqueue(self, pod: JSON) -> None:
@@ -460,7 +462,8 @@ class SimulatedKubelet:
         uid = str(meta.get("uid", ""))
         node = spec.get("nodeName")
         if meta.get("deletionTimestamp"):
-            if node == self.node_name:
+            # deletionGracePeriodSeconds 0: already finished here, the pod waits for its finalizers.
+            if node == self.node_name and meta.get("deletionGracePeriodSeconds") != 0:
                 await self._finish_deletion(key, pod)
             return
         phase = status.get("phase") or "Pending"

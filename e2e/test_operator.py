@@ -1,0 +1,346 @@
+"""End-to-end flows: the controller process on a real control plane with a simulated kubelet."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from e2e.conftest import condition, eventually, events_for, get, wait_condition
+from substratus_controller.constants import Kind
+from substratus_controller.controllers.common import RESOURCE_OF
+from substratus_controller.runtime import resources as k8s
+from substratus_controller.runtime.client import Client, NotFound
+from substratus_controller.testing.stack import Stack
+
+ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.e2e
+
+
+def manifest(kind: str, name: str, spec: dict[str, Any], **meta: Any) -> dict[str, Any]:
+    return {"apiVersion": "substratus.ai/v1", "kind": kind, "metadata": {"name": name, **meta}, "spec": spec}
+
+
+async def create(client: Client, namespace: str, obj: dict[str, Any]) -> dict[str, Any]:
+    body = copy.deepcopy(obj)
+    body["metadata"]["namespace"] = namespace
+    return await client.create(RESOURCE_OF[Kind(obj["kind"])], body)
+
+
+async def patch(client: Client, kind: Kind, namespace: str, name: str, body: dict[str, Any]) -> dict[str, Any]:
+    return await client.patch(RESOURCE_OF[kind], name, body, namespace)
+
+
+def container(pod_spec: dict[str, Any], name: str) -> dict[str, Any]:
+    return next(c for c in pod_spec["containers"] if c["name"] == name)
+
+
+def mounts(c: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {m["mountPath"]: m for m in c.get("volumeMounts") or ()}
+
+
+def env(c: dict[str, Any]) -> dict[str, Any]:
+    return {e["name"]: e.get("value", e.get("valueFrom")) for e in c.get("env") or ()}
+
+
+# ------------------------------------------------------------------------------------------------- the chain
+async def test_full_chain_reaches_ready_and_honours_the_container_contract(
+    stack: Stack, client: Client, namespace: str
+) -> None:
+    await stack.kubectl("apply", "-n", namespace, "-R", "-f", str(ROOT / "examples"))
+    waited = await stack.kubectl(
+        "wait", "-n", namespace, "--for=condition=Ready", "datasets,models,notebooks,servers", "--all",
+        "--timeout=120s", check=False,
+    )  # fmt: skip
+    assert waited.returncode == 0, f"{waited.stderr}\n{stack.tail_log()}"
+    assert waited.stdout.count("condition met") == 5
+
+    # Dataset: loader Job, params ConfigMap, artifacts.
+    ds = await get(client, Kind.DATASET, namespace, "squad")
+    assert ds["status"]["ready"] is True
+    assert ds["status"]["observedGeneration"] == ds["metadata"]["generation"]
+    assert ds["status"]["artifacts"]["url"].startswith("file://")
+    assert all(c["observedGeneration"] == ds["metadata"]["generation"] for c in ds["status"]["conditions"])
+    assert condition(ds, "Complete")["reason"] == "JobComplete"
+    job = await client.get(k8s.JOBS, "squad-data-loader", namespace)
+    pod = job["spec"]["template"]["spec"]
+    load = container(pod, "load")
+    assert pod["serviceAccountName"] == "data-loader"
+    assert job["spec"]["backoffLimit"] == 2
+    assert mounts(load)["/content/params.json"]["subPath"] == "params.json"
+    assert "readOnly" not in mounts(load)["/content/artifacts"] or not mounts(load)["/content/artifacts"]["readOnly"]
+    assert env(load)["PARAM_NAME"] == "squad"
+    labels = job["spec"]["template"]["metadata"]["labels"]
+    assert labels["role"] == "run"
+    assert labels["substratus.ai/dataset"] == "squad"
+    assert labels["app.kubernetes.io/managed-by"] == "substratus"
+    owner = job["metadata"]["ownerReferences"][0]
+    assert (owner["kind"], owner["name"], owner["controller"]) == ("Dataset", "squad", True)
+    cm = await client.get(k8s.CONFIGMAPS, "squad-dataset-params", namespace)
+    assert json.loads(cm["data"]["params.json"]) == {"name": "squad"}
+
+    # Trained model: base model and dataset mounted read-only; own artifacts read-write.
+    trained = await client.get(k8s.JOBS, "facebook-opt-125m-squad-modeller", namespace)
+    model_c = container(trained["spec"]["template"]["spec"], "model")
+    m = mounts(model_c)
+    assert m["/content/data"]["readOnly"] is True
+    assert m["/content/model"]["readOnly"] is True
+    assert "/content/artifacts" in m
+    assert env(model_c)["PARAM_EPOCHS"] == "1"
+    assert trained["spec"]["template"]["spec"]["serviceAccountName"] == "modeller"
+
+    # Server: Service 8080 -> http-serve, Deployment with the model mounted.
+    svc = await client.get(k8s.SERVICES, "facebook-opt-125m-squad-server", namespace)
+    assert svc["spec"]["ports"][0]["port"] == 8080
+    assert svc["spec"]["ports"][0]["targetPort"] == "http-serve"
+    dep = await client.get(k8s.DEPLOYMENTS, "facebook-opt-125m-squad-server", namespace)
+    serve = container(dep["spec"]["template"]["spec"], "serve")
+    assert serve["ports"][0] == {"name": "http-serve", "containerPort": 8080, "protocol": "TCP"}
+    assert mounts(serve)["/content/model"]["readOnly"] is True
+    assert dep["spec"]["template"]["spec"]["serviceAccountName"] == "model-server"
+
+    # Notebook: Pod with the token from its Secret.
+    nb_pod = await client.get(k8s.PODS, "facebook-opt-125m-squad-notebook", namespace)
+    nb = container(nb_pod["spec"], "notebook")
+    token_ref = env(nb)["NOTEBOOK_TOKEN"]["secretKeyRef"]
+    assert token_ref == {"name": "facebook-opt-125m-squad-notebook-token", "key": "token"}
+    secret = await client.get(k8s.SECRETS, token_ref["name"], namespace)
+    assert len(base64.b64decode(secret["data"]["token"])) >= 32
+    assert nb["ports"][0]["containerPort"] == 8888
+    assert set(mounts(nb)) >= {"/content/params.json", "/content/artifacts", "/content/data", "/content/model"}
+
+    # Shared ServiceAccounts exist, unowned.
+    for sa in ("data-loader", "modeller", "notebook", "model-server"):
+        obj = await client.get(k8s.SERVICEACCOUNTS, sa, namespace)
+        assert not obj["metadata"].get("ownerReferences")
+
+    # Every child's restricted security context (the builder is the documented exception).
+    for spec in (pod, trained["spec"]["template"]["spec"], dep["spec"]["template"]["spec"], nb_pod["spec"]):
+        assert spec["securityContext"]["runAsNonRoot"] is True
+        for c in spec["containers"]:
+            assert c["securityContext"]["allowPrivilegeEscalation"] is False
+
+
+# ------------------------------------------------------------------------------------------------- builds
+async def test_git_build_sets_spec_image_then_the_workload_runs(client: Client, namespace: str) -> None:
+    await create(client, namespace, manifest("Dataset", "built", {
+        "build": {"git": {"url": "https://github.com/example/loader", "tag": "v1.2"}},
+        "params": {"name": "squad"},
+    }))  # fmt: skip
+    job = await eventually(lambda: client.get(k8s.JOBS, "built-dataset-bld", namespace))
+    assert job["metadata"]["annotations"]["image"].endswith("-dataset-" + namespace + "-built:v1.2")
+    init = job["spec"]["template"]["spec"]["initContainers"][0]
+    assert init["name"] == "git-clone"
+    assert "https://github.com/example/loader" in init["args"]
+    ds = await wait_condition(client, Kind.DATASET, namespace, "built", "Ready", "True", timeout=60)
+    assert ds["spec"]["image"] == job["metadata"]["annotations"]["image"]
+    assert condition(ds, "Built")["reason"] == "JobComplete"
+    loader = await client.get(k8s.JOBS, "built-data-loader", namespace)
+    assert container(loader["spec"]["template"]["spec"], "load")["image"] == ds["spec"]["image"]
+
+
+async def test_build_failure_is_reported_without_a_retry_loop(client: Client, namespace: str) -> None:
+    await create(client, namespace, manifest("Model", "bad-build", {
+        "build": {"git": {"url": "https://github.com/example/broken"}},
+    }))  # fmt: skip
+    obj = await wait_condition(client, Kind.MODEL, namespace, "bad-build", "Built", "False", "BuildFailed")
+    assert condition(obj, "Ready") | {"lastTransitionTime": None} == condition(obj, "Ready") | {
+        "lastTransitionTime": None,
+        "status": "False",
+        "reason": "BuildFailed",
+    }
+    assert obj["status"]["ready"] is False
+    events = await eventually(lambda: events_for(client, namespace, "bad-build"))
+    assert any(e["reason"] == "BuildFailed" and e["type"] == "Warning" for e in events)
+    job = await client.get(k8s.JOBS, "bad-build-model-bld", namespace)
+    await asyncio.sleep(3)  # no retry: the same failed Job stays, status untouched
+    again = await client.get(k8s.JOBS, "bad-build-model-bld", namespace)
+    assert again["metadata"]["uid"] == job["metadata"]["uid"]
+    assert (await get(client, Kind.MODEL, namespace, "bad-build"))["metadata"]["resourceVersion"] == obj["metadata"][
+        "resourceVersion"
+    ]
+    # The retry annotation starts a new build.
+    await patch(client, Kind.MODEL, namespace, "bad-build", {"metadata": {"annotations": {"substratus.ai/retry": "1"}}})
+
+    async def replaced() -> bool:
+        try:
+            j = await client.get(k8s.JOBS, "bad-build-model-bld", namespace)
+        except NotFound:
+            return False
+        return bool(j["metadata"]["uid"] != job["metadata"]["uid"])
+
+    await eventually(replaced, timeout=60)
+
+
+# ------------------------------------------------------------------------------------------------- runs
+async def test_job_failure_is_reported_and_a_spec_change_reruns(client: Client, namespace: str) -> None:
+    await create(client, namespace, manifest("Dataset", "flaky", {"image": "example.com/fail-loader:1"}))
+    obj = await wait_condition(client, Kind.DATASET, namespace, "flaky", "Complete", "False", "JobFailed")
+    assert condition(obj, "Ready")["reason"] == "JobFailed"
+    events = await eventually(lambda: events_for(client, namespace, "flaky"))
+    assert any(e["reason"] == "JobFailed" for e in events)
+    first = await client.get(k8s.JOBS, "flaky-data-loader", namespace)
+    # Fix the image: the failed run is replaced by a new one (SpecChanged), which completes.
+    await patch(client, Kind.DATASET, namespace, "flaky", {"spec": {"image": "example.com/loader:2"}})
+    await wait_condition(client, Kind.DATASET, namespace, "flaky", "Ready", "True", timeout=90)
+    second = await client.get(k8s.JOBS, "flaky-data-loader", namespace)
+    assert second["metadata"]["uid"] != first["metadata"]["uid"]
+    assert second["metadata"]["labels"]["substratus.ai/run"] != first["metadata"]["labels"]["substratus.ai/run"]
+
+
+async def test_params_change_on_a_ready_model_reruns_it(client: Client, namespace: str) -> None:
+    await create(client, namespace, manifest("Model", "tuned", {"image": "example.com/trainer:1", "params": {"lr": 1}}))
+    await wait_condition(client, Kind.MODEL, namespace, "tuned", "Ready", "True")
+    first = await client.get(k8s.JOBS, "tuned-modeller", namespace)
+    await patch(client, Kind.MODEL, namespace, "tuned", {"spec": {"params": {"lr": 2}}})
+
+    async def second_run_done() -> dict[str, Any] | None:
+        obj = await get(client, Kind.MODEL, namespace, "tuned")
+        done = obj["status"]["ready"] and condition(obj, "Complete").get("observedGeneration") == 2
+        return obj if done else None
+
+    obj = await eventually(second_run_done, timeout=90)
+    # The re-run went through Complete=False/SpecChanged (too quick to poll with an instant kubelet: the
+    # transition is in the Events).
+    events = await events_for(client, namespace, "tuned")
+    assert any(e["reason"] == "SpecChanged" for e in events), [e["reason"] for e in events]
+    second = await client.get(k8s.JOBS, "tuned-modeller", namespace)
+    assert second["metadata"]["uid"] != first["metadata"]["uid"]
+    cm = await client.get(k8s.CONFIGMAPS, "tuned-model-params", namespace)
+    assert json.loads(cm["data"]["params.json"]) == {"lr": 2}
+    assert condition(obj, "Complete")["observedGeneration"] == obj["metadata"]["generation"] == 2
+
+
+# ------------------------------------------------------------------------------------------------- notebook
+async def test_notebook_suspend_deletes_the_pod_and_resume_recreates_it(client: Client, namespace: str) -> None:
+    await create(client, namespace, manifest("Notebook", "nb", {"image": "example.com/jupyter:1"}))
+    await wait_condition(client, Kind.NOTEBOOK, namespace, "nb", "Ready", "True")
+    pod = await client.get(k8s.PODS, "nb-notebook", namespace)
+    await patch(client, Kind.NOTEBOOK, namespace, "nb", {"spec": {"suspend": True}})
+    await wait_condition(client, Kind.NOTEBOOK, namespace, "nb", "Serving", "False", "Suspended")
+
+    async def pod_gone() -> bool:
+        try:
+            await client.get(k8s.PODS, "nb-notebook", namespace)
+        except NotFound:
+            return True
+        return False
+
+    await eventually(pod_gone, timeout=30)
+    await patch(client, Kind.NOTEBOOK, namespace, "nb", {"spec": {"suspend": False}})
+    await wait_condition(client, Kind.NOTEBOOK, namespace, "nb", "Ready", "True", timeout=60)
+    again = await client.get(k8s.PODS, "nb-notebook", namespace)
+    assert again["metadata"]["uid"] != pod["metadata"]["uid"]
+
+
+# ------------------------------------------------------------------------------------------------- bad input
+async def test_missing_dependency_reports_not_found_and_recovers(client: Client, namespace: str) -> None:
+    await create(
+        client, namespace, manifest("Model", "waits", {"image": "example.com/t:1", "dataset": {"name": "later"}})
+    )
+    obj = await wait_condition(client, Kind.MODEL, namespace, "waits", "Complete", "False", "DatasetNotFound")
+    assert "later" in condition(obj, "Complete")["message"]
+    with pytest.raises(NotFound):
+        await client.get(k8s.JOBS, "waits-modeller", namespace)
+    await create(client, namespace, manifest("Dataset", "later", {"image": "example.com/loader:1"}))
+    await wait_condition(client, Kind.MODEL, namespace, "waits", "Ready", "True", timeout=60)
+
+
+async def test_unknown_gpu_type_reports_unsupported_gpu(client: Client, namespace: str) -> None:
+    await create(client, namespace, manifest("Model", "gpu", {
+        "image": "example.com/t:1", "resources": {"gpu": {"type": "nvidia-l4", "count": 1}},
+    }))  # fmt: skip
+    obj = await wait_condition(client, Kind.MODEL, namespace, "gpu", "Ready", "False", "UnsupportedGPU")
+    assert "nvidia-l4" in condition(obj, "Ready")["message"]
+    events = await eventually(lambda: events_for(client, namespace, "gpu"))
+    assert any(e["reason"] == "UnsupportedGPU" and e["type"] == "Warning" for e in events)
+    await asyncio.sleep(2)
+    assert (await get(client, Kind.MODEL, namespace, "gpu"))["metadata"]["resourceVersion"] == obj["metadata"][
+        "resourceVersion"
+    ], "no retry loop rewriting the status"
+    # A type the nodes have works.
+    await patch(client, Kind.MODEL, namespace, "gpu", {"spec": {"resources": {"gpu": {"type": "nvidia-t4"}}}})
+    await wait_condition(client, Kind.MODEL, namespace, "gpu", "Ready", "True", timeout=60)
+    job = await client.get(k8s.JOBS, "gpu-modeller", namespace)
+    model_c = container(job["spec"]["template"]["spec"], "model")
+    assert model_c["resources"]["limits"]["nvidia.com/gpu"] == "1"
+
+
+async def test_malformed_secret_reference_reports_invalid_spec(client: Client, namespace: str) -> None:
+    await create(client, namespace, manifest("Dataset", "bad-env", {
+        "image": "example.com/loader:1", "env": {"TOKEN": "prefix ${{ secrets.hf.token }}"},
+    }))  # fmt: skip
+    obj = await wait_condition(client, Kind.DATASET, namespace, "bad-env", "Ready", "False", "InvalidSpec")
+    assert "spec.env.TOKEN" in condition(obj, "Ready")["message"]
+    with pytest.raises(NotFound):
+        await client.get(k8s.JOBS, "bad-env-data-loader", namespace)
+
+
+async def test_deleting_a_parent_garbage_collects_its_children(client: Client, namespace: str) -> None:
+    await create(client, namespace, manifest("Server", "srv", {"image": "example.com/s:1", "model": {"name": "m"}}))
+    await create(client, namespace, manifest("Model", "m", {"image": "example.com/m:1"}))
+    await wait_condition(client, Kind.SERVER, namespace, "srv", "Ready", "True", timeout=60)
+    await client.get(k8s.DEPLOYMENTS, "srv-server", namespace)
+    await client.delete(RESOURCE_OF[Kind.SERVER], "srv", namespace)
+
+    async def gone() -> bool:
+        for res, name in ((k8s.DEPLOYMENTS, "srv-server"), (k8s.SERVICES, "srv-server"),
+                          (k8s.CONFIGMAPS, "srv-server-params")):  # fmt: skip
+            try:
+                await client.get(res, name, namespace)
+                return False
+            except NotFound:
+                pass
+        return True
+
+    await eventually(gone, timeout=90)
+    assert (await client.get(k8s.SERVICEACCOUNTS, "model-server", namespace))["metadata"]["name"] == "model-server"
+
+
+# ------------------------------------------------------------------------------------------------- no-op resync
+async def test_restart_resync_of_ready_objects_writes_nothing(stack: Stack, client: Client, namespace: str) -> None:
+    docs = [d for f in sorted((ROOT / "examples").rglob("*.yaml")) for d in yaml.safe_load_all(f.read_text()) if d]
+    for doc in docs:
+        await create(client, namespace, doc)
+    for doc in docs:
+        await wait_condition(client, Kind(doc["kind"]), namespace, doc["metadata"]["name"], "Ready", "True", timeout=90)
+    await asyncio.sleep(1)
+
+    async def versions() -> dict[str, str]:
+        out = {}
+        for res in (*RESOURCE_OF.values(), k8s.JOBS, k8s.CONFIGMAPS, k8s.SERVICES, k8s.DEPLOYMENTS,
+                    k8s.SERVICEACCOUNTS, k8s.PODS):  # fmt: skip
+            for item in (await client.list(res, namespace))["items"]:
+                out[f"{res.plural}/{item['metadata']['name']}"] = item["metadata"]["resourceVersion"]
+        return out
+
+    before = await versions()
+    await stack.stop_controller()
+    await stack.start_controller()  # a fresh process relists everything and reconciles every object
+
+    def reconciled() -> float:
+        total = 0.0
+        for line in stack.metrics().splitlines():
+            if line.startswith("controller_runtime_reconcile_total{"):
+                total += float(line.rsplit(" ", 1)[1])
+        return total
+
+    async def drained() -> bool:
+        return reconciled() >= len(docs)
+
+    await eventually(drained, timeout=60)
+    await asyncio.sleep(2)
+    writes = [
+        line
+        for line in stack.metrics().splitlines()
+        if line.startswith("rest_client_requests_total{")
+        and any(f'method="{m}"' in line for m in ("POST", "PUT", "PATCH", "DELETE"))
+    ]
+    assert writes == [], writes
+    assert await versions() == before
