@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
-from substratus_controller.controllers.common import RESOURCE_OF
 from substratus_controller.constants import Kind
+from substratus_controller.controllers.common import RESOURCE_OF
 from substratus_controller.runtime import resources as k8s
 from substratus_controller.runtime.client import Client, NotFound
 from substratus_controller.testing.kubelet import Rule
@@ -45,12 +45,13 @@ async def client(stack: Stack) -> Client:
 
 
 @pytest.fixture
-async def namespace(client: Client) -> AsyncIterator[str]:
+async def namespace(client: Client) -> str:
+    """A fresh namespace per test (kept afterwards: the last test restarts the controller over all of them)."""
     name = f"e2e-{uuid.uuid4().hex[:8]}"
     await client.create(k8s.NAMESPACES, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
     # ServiceAccount admission needs the namespace's default SA before any pod (KCM creates it).
     await eventually(lambda: client.get(k8s.SERVICEACCOUNTS, "default", name), timeout=30)
-    yield name
+    return name
 
 
 async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 60.0, interval: float = 0.1) -> Any:
@@ -79,7 +80,7 @@ def condition(obj: dict[str, Any], ctype: str) -> dict[str, Any]:
     return {}
 
 
-async def wait_condition(client: Client, kind: Kind, namespace: str, name: str, ctype: str, status: str,
+async def wait_condition(client: Client, kind: Kind, namespace: str, name: str, ctype: str, status: str, *,
                          reason: str | None = None, timeout: float = 60.0) -> dict[str, Any]:  # fmt: skip
     async def check() -> dict[str, Any] | None:
         obj = await get(client, kind, namespace, name)

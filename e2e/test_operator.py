@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
-from e2e.conftest import condition, eventually, events_for, get, wait_condition
+from e2e.conftest import condition, events_for, eventually, get, wait_condition
 from substratus_controller.constants import Kind
 from substratus_controller.controllers.common import RESOURCE_OF
 from substratus_controller.runtime import resources as k8s
@@ -149,7 +149,7 @@ async def test_build_failure_is_reported_without_a_retry_loop(client: Client, na
     await create(client, namespace, manifest("Model", "bad-build", {
         "build": {"git": {"url": "https://github.com/example/broken"}},
     }))  # fmt: skip
-    obj = await wait_condition(client, Kind.MODEL, namespace, "bad-build", "Built", "False", "BuildFailed")
+    obj = await wait_condition(client, Kind.MODEL, namespace, "bad-build", "Built", "False", reason="BuildFailed")
     assert condition(obj, "Ready") | {"lastTransitionTime": None} == condition(obj, "Ready") | {
         "lastTransitionTime": None,
         "status": "False",
@@ -181,7 +181,7 @@ async def test_build_failure_is_reported_without_a_retry_loop(client: Client, na
 # ------------------------------------------------------------------------------------------------- runs
 async def test_job_failure_is_reported_and_a_spec_change_reruns(client: Client, namespace: str) -> None:
     await create(client, namespace, manifest("Dataset", "flaky", {"image": "example.com/fail-loader:1"}))
-    obj = await wait_condition(client, Kind.DATASET, namespace, "flaky", "Complete", "False", "JobFailed")
+    obj = await wait_condition(client, Kind.DATASET, namespace, "flaky", "Complete", "False", reason="JobFailed")
     assert condition(obj, "Ready")["reason"] == "JobFailed"
     events = await eventually(lambda: events_for(client, namespace, "flaky"))
     assert any(e["reason"] == "JobFailed" for e in events)
@@ -223,7 +223,7 @@ async def test_notebook_suspend_deletes_the_pod_and_resume_recreates_it(client: 
     await wait_condition(client, Kind.NOTEBOOK, namespace, "nb", "Ready", "True")
     pod = await client.get(k8s.PODS, "nb-notebook", namespace)
     await patch(client, Kind.NOTEBOOK, namespace, "nb", {"spec": {"suspend": True}})
-    await wait_condition(client, Kind.NOTEBOOK, namespace, "nb", "Serving", "False", "Suspended")
+    await wait_condition(client, Kind.NOTEBOOK, namespace, "nb", "Serving", "False", reason="Suspended")
 
     async def pod_gone() -> bool:
         try:
@@ -244,7 +244,7 @@ async def test_missing_dependency_reports_not_found_and_recovers(client: Client,
     await create(
         client, namespace, manifest("Model", "waits", {"image": "example.com/t:1", "dataset": {"name": "later"}})
     )
-    obj = await wait_condition(client, Kind.MODEL, namespace, "waits", "Complete", "False", "DatasetNotFound")
+    obj = await wait_condition(client, Kind.MODEL, namespace, "waits", "Complete", "False", reason="DatasetNotFound")
     assert "later" in condition(obj, "Complete")["message"]
     with pytest.raises(NotFound):
         await client.get(k8s.JOBS, "waits-modeller", namespace)
@@ -256,7 +256,7 @@ async def test_unknown_gpu_type_reports_unsupported_gpu(client: Client, namespac
     await create(client, namespace, manifest("Model", "gpu", {
         "image": "example.com/t:1", "resources": {"gpu": {"type": "nvidia-l4", "count": 1}},
     }))  # fmt: skip
-    obj = await wait_condition(client, Kind.MODEL, namespace, "gpu", "Ready", "False", "UnsupportedGPU")
+    obj = await wait_condition(client, Kind.MODEL, namespace, "gpu", "Ready", "False", reason="UnsupportedGPU")
     assert "nvidia-l4" in condition(obj, "Ready")["message"]
     events = await eventually(lambda: events_for(client, namespace, "gpu"))
     assert any(e["reason"] == "UnsupportedGPU" and e["type"] == "Warning" for e in events)
@@ -276,7 +276,7 @@ async def test_malformed_secret_reference_reports_invalid_spec(client: Client, n
     await create(client, namespace, manifest("Dataset", "bad-env", {
         "image": "example.com/loader:1", "env": {"TOKEN": "prefix ${{ secrets.hf.token }}"},
     }))  # fmt: skip
-    obj = await wait_condition(client, Kind.DATASET, namespace, "bad-env", "Ready", "False", "InvalidSpec")
+    obj = await wait_condition(client, Kind.DATASET, namespace, "bad-env", "Ready", "False", reason="InvalidSpec")
     assert "spec.env.TOKEN" in condition(obj, "Ready")["message"]
     with pytest.raises(NotFound):
         await client.get(k8s.JOBS, "bad-env-data-loader", namespace)
