@@ -441,11 +441,14 @@ class Client:
         propagation_policy: str | None = "Background",
         uid: str | None = None,
         resource_version: str | None = None,
+        grace_period_seconds: int | None = None,
         timeout: float | None = None,
     ) -> JSON:
         body: JSON = {"kind": "DeleteOptions", "apiVersion": "v1"}
         if propagation_policy:
             body["propagationPolicy"] = propagation_policy
+        if grace_period_seconds is not None:
+            body["gracePeriodSeconds"] = grace_period_seconds
         preconditions = {k: v for k, v in (("uid", uid), ("resourceVersion", resource_version)) if v}
         if preconditions:
             body["preconditions"] = preconditions

@@ -669,14 +669,10 @@ class SimulatedKubelet:
 
     async def _finish_deletion(self, key: str, pod: JSON) -> None:
         meta = pod["metadata"]
-        body = {
-            "apiVersion": "v1",
-            "kind": "DeleteOptions",
-            "gracePeriodSeconds": 0,
-            "preconditions": {"uid": meta["uid"]},
-        }
         try:
-            await self.client.request("DELETE", PODS.path(meta["namespace"], meta["name"]), body=body)
+            await self.client.delete(
+                PODS, meta["name"], meta["namespace"], propagation_policy=None, uid=meta["uid"], grace_period_seconds=0
+            )
         except NotFound:
             return
         except Conflict:  # the uid precondition failed: a new pod of that name; its own events handle it

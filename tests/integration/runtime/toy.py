@@ -3,7 +3,8 @@
 Widget (example.substratus.dev/v1, namespaced): spec {data: string, size: integer}. Its controller keeps a
 ConfigMap `<name>-child` (controller-owned) holding the spec, and reports
 status {observedGeneration, reconciledBy: <manager identity>} with one status apply, only when it changed.
-`WRITES` counts the writes the reconciler made, so tests can check no-op reconciles.
+`WRITES` counts the writes the reconciler made per (namespace, "child"|"status"), so tests can check
+no-op reconciles in their own namespace.
 
     python -m tests.integration.runtime.toy --kubeconfig K --identity A [--leader-elect] [--probe-address :P]
 """
@@ -28,7 +29,7 @@ from substratus_controller.runtime.manager import Manager, ManagerError, Manager
 GROUP = "example.substratus.dev"
 WIDGETS = Resource(GROUP, "v1", "widgets", "Widget")
 MANAGER = "toy-controller"
-WRITES: Counter[str] = Counter()
+WRITES: Counter[tuple[str | None, str]] = Counter()
 
 CRD: dict[str, Any] = {
     "apiVersion": "apiextensions.k8s.io/v1",
@@ -111,9 +112,9 @@ class WidgetReconciler:
         }
         status = {"observedGeneration": meta["generation"], "reconciledBy": self.identity}
         if await self.applier.apply(resources.CONFIGMAPS, child, cache=self.children):  # apply
-            WRITES["child"] += 1
+            WRITES[req.namespace, "child"] += 1
         if await self.applier.apply_status(WIDGETS, w, status, cache=self.widgets):  # report
-            WRITES["status"] += 1
+            WRITES[req.namespace, "status"] += 1
         return Result()
 
 
