@@ -49,6 +49,11 @@ def _add_run(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     a("--leader-election-namespace", help="namespace of the Lease (default: the pod's namespace, else substratus) "
       "[LEADER_ELECTION_NAMESPACE]")  # fmt: skip
     a("--namespace", action="append", help="watch only this namespace (repeatable; default: all) [WATCH_NAMESPACES]")
+    a("--upload-bind-address", help="local cloud: address of the upload endpoint, or 0 to disable "
+      "[UPLOAD_BIND_ADDRESS; default :8082]")  # fmt: skip
+    a("--upload-public-url", help="local cloud: the base URL clients use to reach the upload endpoint "
+      "[UPLOAD_PUBLIC_URL; default http://127.0.0.1:<port>]; URLs are signed with UPLOAD_SIGNING_KEY "
+      "(default: a random key per process)")  # fmt: skip
     a("--workers", help="concurrent reconciles per kind [WORKERS; default 4]")
     a("--log-format", choices=("json", "console"), help="log format [LOG_FORMAT; default json]")
     a("--log-level", help="debug, info, warning or error [LOG_LEVEL; default info]")
@@ -56,30 +61,38 @@ def _add_run(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from substratus_controller.controllers.config import ConfigError, make_driver, resolve
+    from substratus_controller.controllers.config import ConfigError, resolve
 
     try:
         settings = resolve(vars(args))
-        driver = make_driver(settings)
     except ConfigError as exc:
         print(f"substratus-controller: configuration error: {exc}", file=sys.stderr)
         return 2
-    return asyncio.run(_serve(settings, driver))
+    return asyncio.run(_serve(settings))
 
 
-async def _serve(settings: object, driver: object) -> int:
-    from substratus_controller.cloud.base import CloudDriver
+async def _serve(settings: object) -> int:
+    import structlog
+
+    from substratus_controller.cloud.local import LocalDriver
+    from substratus_controller.cloud.upload import UploadServer
     from substratus_controller.constants import API_VERSION
-    from substratus_controller.controllers.config import Settings
+    from substratus_controller.controllers.config import ConfigError, Settings, create_driver
     from substratus_controller.controllers.setup import build_manager
     from substratus_controller.render.context import RenderContext
     from substratus_controller.runtime.client import ApiError, Client, NotFound
+    from substratus_controller.runtime.health import parse_address
     from substratus_controller.runtime.logs import configure
     from substratus_controller.runtime.manager import ManagerError, ManagerOptions, in_cluster_namespace
 
     assert isinstance(settings, Settings)
-    assert isinstance(driver, CloudDriver)
     configure(fmt=settings.log_format, level=settings.log_level)
+    try:
+        driver = await create_driver(settings)
+    except ConfigError as exc:
+        print(f"substratus-controller: configuration error: {exc}", file=sys.stderr)
+        return 2
+    structlog.get_logger("substratus.cli").info("cloud_configured", **driver.describe())
     try:
         client = await Client.connect(settings.kubeconfig)
     except Exception as exc:  # kubeconfig missing or unreadable: one clear line
@@ -106,6 +119,10 @@ async def _serve(settings: object, driver: object) -> int:
         )
         manager, _ = build_manager(client, options, ctx=RenderContext(cloud=driver), workers=settings.workers,
                                    sync_period=settings.sync_period)  # fmt: skip
+        upload = parse_address(settings.upload_bind_address)
+        if isinstance(driver, LocalDriver) and driver.signer is not None and upload is not None:
+            server = UploadServer(driver.signer, host=upload[0], port=upload[1])
+            manager.add_runnable("upload-server", server.serve, needs_leader=False)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, manager.stop)

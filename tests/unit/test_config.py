@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from substratus_controller.cloud.local import LocalDriver
-from substratus_controller.controllers.config import ConfigError, make_driver, resolve
+from substratus_controller.controllers.config import ConfigError, make_local_driver, resolve
 
 
 def test_defaults() -> None:
@@ -16,7 +16,7 @@ def test_defaults() -> None:
     assert (s.cloud, s.metrics_bind_address, s.health_probe_bind_address, s.workers) == ("local", ":8080", ":8081", 4)
     assert s.namespaces == []
     assert s.leader_elect is False
-    driver = make_driver(s)
+    driver = make_local_driver(s)
     assert isinstance(driver, LocalDriver)
     assert str(driver.artifact_bucket) == "file:///var/lib/substratus/artifacts"
 
@@ -41,11 +41,14 @@ def test_flags_win_over_environment() -> None:
         ({}, {"ARTIFACT_BUCKET_URL": "ftp://x"}, "--artifact-bucket-url/ARTIFACT_BUCKET_URL"),
         ({}, {"ARTIFACT_BUCKET_URL": "gs://bucket"}, "--artifact-bucket-url/ARTIFACT_BUCKET_URL"),
         ({}, {"LOCAL_GPU_TYPES": "nvidia-k80"}, "--local-gpu-types/LOCAL_GPU_TYPES"),
+        ({"upload_public_url": "ftp://x"}, {}, "--upload-public-url/UPLOAD_PUBLIC_URL"),
+        ({}, {"UPLOAD_SIGNING_KEY": "short"}, "UPLOAD_SIGNING_KEY"),
+        ({"upload_bind_address": "x"}, {}, "--upload-bind-address/UPLOAD_BIND_ADDRESS"),
     ],
 )
 def test_errors_name_the_setting(flags: dict[str, object], env: dict[str, str], needle: str) -> None:
     with pytest.raises(ConfigError) as info:
-        make_driver(resolve(flags, env))
+        make_local_driver(resolve(flags, env))
     assert needle in str(info.value)
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
@@ -29,6 +29,26 @@ UPLOAD_OBJECT = "uploads/latest.tar.gz"
 
 class CloudConfigError(ValueError):
     """A driver setting is missing or invalid; the message names the setting (flag and env var)."""
+
+
+class StorageError(RuntimeError):
+    """A cloud call (storage, signing or IAM) failed or timed out (retried by the reconciler with backoff).
+
+    Its message never contains a signed URL or a signature."""
+
+
+@dataclass(frozen=True, slots=True)
+class DriverSettings:
+    """What every driver is configured from: the common flags plus the raw environment for cloud extras.
+
+    Empty strings mean "not given" (the driver applies its default or auto-configuration).
+    """
+
+    cluster_name: str = ""
+    artifact_bucket_url: str = ""
+    registry_url: str = ""
+    principal: str = ""
+    env: Mapping[str, str] = field(default_factory=dict)
 
 
 class UnsupportedGPUError(ValueError):
@@ -136,6 +156,8 @@ class CloudDriver(ABC):
     GPU_TABLE: ClassVar[dict[str | None, GPUPlacement]]
     # The annotation binding a ServiceAccount to the cloud principal (None: no identity binding).
     principal_annotation: ClassVar[str | None] = None
+    # Whether mount_objects() returns cluster-scoped PersistentVolumes (the controller then caches them).
+    USES_PERSISTENT_VOLUMES: ClassVar[bool] = False
 
     def __init__(self, *, cluster_name: str, artifact_bucket: BucketURL, registry_url: str,
                  principal: str = "") -> None:  # fmt: skip
@@ -188,7 +210,34 @@ class CloudDriver(ABC):
         """Extra init containers the builder needs on this cloud (after the git clone, if any)."""
         return []
 
+    def mount_objects(self, namespace: str) -> list[JSON]:
+        """Objects that bucket mounts in `namespace` need (e.g. a PersistentVolume and its claim), shared by
+        every workload there and applied before them; none by default."""
+        return []
+
+    def describe(self) -> dict[str, str]:
+        """The resolved settings, for the start-up log line (no secrets)."""
+        return {
+            "cloud": self.name,
+            "cluster_name": self.cluster_name,
+            "artifact_bucket": str(self.artifact_bucket),
+            "registry_url": self.registry_url,
+            "principal": self.principal,
+        }
+
     # ------------------------------------------------------------------------------------------- effects
+    @abstractmethod
+    async def signed_upload_url(self, url: BucketURL, *, md5_hex: str, expires_in: int = 300) -> str:
+        """A URL accepting one `PUT` of the object `url` with `Content-Type: application/octet-stream` and
+        `Content-MD5: base64(md5)` (the md5 is bound into the signature), valid `expires_in` <= 300 s."""
+
+    @abstractmethod
+    async def object_md5(self, url: BucketURL) -> str | None:
+        """The stored object's md5 as lower-case hex, or None when there is no such object."""
+
+    async def prepare_image(self, image: str) -> None:  # noqa: B027 - optional hook
+        """Make sure a build can push `image` (e.g. create its registry repository); called before a build."""
+
     async def prepare_artifacts(self, url: BucketURL, subdirs: Sequence[str]) -> None:  # noqa: B027 - optional hook
         """Make `<url>/<subdir>` ready for the pods that will write there (e.g. create it with permissions)."""
 

@@ -7,6 +7,8 @@
   default; `gpu_types` (LOCAL_GPU_TYPES) restricts the accepted types to what the local nodes have, so that
   other types report UnsupportedGPU instead of pods that never schedule.
 - Identity: nothing to bind.
+- Signed upload URLs point at the controller's own upload endpoint (cloud/upload.py): HMAC-signed, expiring
+  after at most 300 s, verified against the body's md5 before the tarball is renamed into place.
 """
 
 from __future__ import annotations
@@ -27,7 +29,9 @@ from .base import (
     DefaultResources,
     GPUPlacement,
     Mount,
+    StorageError,
 )
+from .upload import UploadSigner, read_md5
 
 DEFAULT_ARTIFACT_BUCKET = "file:///var/lib/substratus/artifacts"
 DEFAULT_REGISTRY = "localhost:5000"
@@ -42,7 +46,7 @@ class LocalDriver(CloudDriver):
 
     def __init__(self, *, cluster_name: str = DEFAULT_CLUSTER_NAME, artifact_bucket: BucketURL | None = None,
                  registry_url: str = DEFAULT_REGISTRY, principal: str = "",
-                 gpu_types: Sequence[str] | None = None) -> None:  # fmt: skip
+                 gpu_types: Sequence[str] | None = None, signer: UploadSigner | None = None) -> None:  # fmt: skip
         bucket = artifact_bucket or BucketURL.parse(DEFAULT_ARTIFACT_BUCKET)
         if bucket.scheme != "file":
             raise CloudConfigError(
@@ -59,6 +63,18 @@ class LocalDriver(CloudDriver):
                     f"known: {', '.join(sorted(known))}"
                 )
             self.gpu_table = {None: _ANY_GPU, **dict.fromkeys(gpu_types, _ANY_GPU)}
+        self.signer = signer
+
+    async def signed_upload_url(self, url: BucketURL, *, md5_hex: str, expires_in: int = 300) -> str:
+        if self.signer is None:
+            raise StorageError("the local upload endpoint is not configured (--upload-public-url)")
+        try:
+            return self.signer.sign(Path(url.path), md5_hex=md5_hex, expires_in=expires_in)
+        except ValueError as exc:
+            raise StorageError(f"cannot sign an upload outside the artifact directory: {exc}") from None
+
+    async def object_md5(self, url: BucketURL) -> str | None:
+        return await asyncio.to_thread(read_md5, Path(url.path))
 
     async def prepare_artifacts(self, url: BucketURL, subdirs: Sequence[str]) -> None:
         """Create `<prefix>/<subdir>` world-writable, so non-root pods can write into their hostPath mounts.

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from substratus_controller.api.v1.kinds import Dataset, Model, Notebook, Server
+from substratus_controller.cloud.base import BucketURL
 from substratus_controller.constants import (
     ANNOTATION_RETRY,
     LABEL_BUILD,
@@ -37,6 +38,8 @@ from substratus_controller.runtime.applier import digest
 from substratus_controller.runtime.client import Resource
 from substratus_controller.status.conditions import Cond
 
+from .upload import plan_upload
+
 JSON = dict[str, Any]
 BUILD_LABEL = LABEL_BUILD
 RETRY_LABEL = LABEL_RETRY
@@ -52,6 +55,21 @@ class BuildPlan:
     apply: list[tuple[Resource, JSON]] = field(default_factory=list)
     delete: list[tuple[Resource, JSON]] = field(default_factory=list)
     spec_image: str | None = None
+    upload_condition: Cond | None = None
+    upload_status: JSON | None = None  # the new status.buildUpload
+    sign_upload: BucketURL | None = None  # sign a URL for this object, into upload_status.signedURL
+    new_image: str | None = None  # a build Job is being created for this image (the registry may need a repo)
+    requeue_after: float | None = None
+
+    @property
+    def blockers(self) -> list[Cond]:
+        """The build's conditions, in order, for the Ready computation."""
+        return [c for c in (self.upload_condition, self.condition) if c is not None]
+
+    @property
+    def status(self) -> JSON:
+        """The build's share of the status."""
+        return {"buildUpload": self.upload_status} if self.upload_status else {}
 
 
 def job_condition(job: JSON, ctype: str) -> JSON | None:
@@ -62,8 +80,17 @@ def job_condition(job: JSON, ctype: str) -> JSON | None:
 
 
 def build_id(obj: AnyKind, target: str) -> str:
-    assert obj.spec.build is not None
-    return digest({"build": obj.spec.build.to_api(), "target": target})[:16]
+    """What identifies a build: its source (git ref, or uploaded content) and target; not the requestID."""
+    build = obj.spec.build
+    assert build is not None
+    source = build.git.to_api() if build.git else {"md5": build.upload.md5_checksum.lower() if build.upload else ""}
+    return digest({"source": source, "target": target})[:16]
+
+
+def needs_storage_check(obj: AnyKind, kind: Kind, ctx: RenderContext) -> bool:
+    """Whether planning this object's build needs to know what storage holds (an upload not yet built)."""
+    build = obj.spec.build
+    return build is not None and build.upload is not None and obj.spec.image != target_image(obj, kind, ctx.cloud)
 
 
 def retry_token(obj: AnyKind) -> str:
@@ -85,8 +112,12 @@ def retry_requested(job: JSON, token: str) -> bool:
     return bool((job["metadata"].get("labels") or {}).get(RETRY_LABEL, "") != token)
 
 
-def plan_build(obj: AnyKind, kind: Kind, ctx: RenderContext, *, job: JSON | None) -> BuildPlan:
-    """The build's conditions and children for `obj` given its cached build Job (or None)."""
+def plan_build(obj: AnyKind, kind: Kind, ctx: RenderContext, *, job: JSON | None, raw_status: JSON | None = None,
+               stored_md5: str | None = None, now: str = "") -> BuildPlan:  # fmt: skip
+    """The build's conditions and children for `obj` given its cached build Job (or None).
+
+    For upload builds, `stored_md5` is what storage holds (see needs_storage_check) and `raw_status` the
+    object's current status (for the handshake's state)."""
     if obj.spec.build is None:
         return BuildPlan()
     meta = obj.metadata
@@ -95,6 +126,27 @@ def plan_build(obj: AnyKind, kind: Kind, ctx: RenderContext, *, job: JSON | None
     retry = retry_token(obj)
     name = build_job_name(kind, meta.name)
     plan = BuildPlan()
+    upload = obj.spec.build.upload
+    if upload is not None:
+        previous = (raw_status or {}).get("buildUpload")
+        if obj.spec.image == target or (
+            job is not None and (job["metadata"].get("labels") or {}).get(BUILD_LABEL) == bid
+        ):
+            # Built (or building) from this very content: the upload was verified before.
+            md5 = upload.md5_checksum.lower()
+            plan.upload_condition = Cond(
+                ConditionType.UPLOADED, True, Reason.UPLOAD_FOUND, f"Upload received with matching md5 checksum: {md5}"
+            )
+            plan.upload_status = previous
+        else:
+            handshake = plan_upload(upload, previous, stored_md5=stored_md5, now=now)
+            plan.upload_condition = handshake.condition
+            plan.upload_status = handshake.status
+            plan.requeue_after = handshake.requeue_after
+            if handshake.sign:
+                plan.sign_upload = ctx.cloud.upload_url(kind, meta.namespace, meta.name)
+            if not handshake.uploaded:
+                return plan
     if job is not None and job["metadata"].get("deletionTimestamp"):
         plan.condition = Cond(ConditionType.BUILT, False, Reason.JOB_NOT_COMPLETE,
                               f"Waiting for the previous builder Job to be deleted: {name}")  # fmt: skip
@@ -109,6 +161,7 @@ def plan_build(obj: AnyKind, kind: Kind, ctx: RenderContext, *, job: JSON | None
             plan.condition = Cond(ConditionType.BUILT, True, Reason.JOB_COMPLETE, f"Image built: {target}")
             return plan
         plan.service_accounts.append(SA_BUILDER)
+        plan.new_image = target
         plan.apply.append((k8s.JOBS, with_retry_label(build_job(obj, kind, ctx, target=target, build_id=bid), retry)))
         plan.condition = Cond(ConditionType.BUILT, False, Reason.JOB_NOT_COMPLETE,
                               f"Waiting for builder Job to complete: {name}")  # fmt: skip

@@ -13,6 +13,7 @@ Invariants:
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,8 +21,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 import structlog
+from pydantic import ValidationError
 
-from substratus_controller.cloud.base import BucketURL, CloudDriver
+from substratus_controller.api.v1.kinds import Dataset, Model, Notebook, Server
+from substratus_controller.cloud.base import BucketURL, CloudDriver, StorageError
 from substratus_controller.constants import FIELD_MANAGER, GROUP, Kind, Reason
 from substratus_controller.render.context import RenderContext
 from substratus_controller.render.serviceaccount import service_account
@@ -29,9 +32,12 @@ from substratus_controller.runtime import resources as k8s
 from substratus_controller.runtime.applier import Applier
 from substratus_controller.runtime.cache import CachedResource
 from substratus_controller.runtime.client import AlreadyExists, Client, NotFound, Resource
-from substratus_controller.runtime.controller import Request, Result
+from substratus_controller.runtime.controller import Request, Result, RetryableError
 from substratus_controller.runtime.events import EventRecorder
 from substratus_controller.status.conditions import transitions
+
+from .build import needs_storage_check
+from .upload import URL_LIFETIME
 
 JSON = dict[str, Any]
 log = structlog.get_logger("substratus.controllers")
@@ -47,6 +53,13 @@ RESOURCE_OF: dict[Kind, Resource] = {
     Kind.SERVER: SERVERS,
 }
 DIGEST_ANNOTATION = f"{GROUP}/applied"
+STORAGE_TIMEOUT = 30.0  # seconds for one storage call (S4: every outbound call has a timeout)
+MODEL_CLASS: dict[Kind, type[Dataset | Model | Notebook | Server]] = {
+    Kind.DATASET: Dataset,
+    Kind.MODEL: Model,
+    Kind.NOTEBOOK: Notebook,
+    Kind.SERVER: Server,
+}
 
 # Events are warnings when a condition turns False for one of these reasons.
 WARNING_REASONS = {
@@ -70,6 +83,8 @@ class Plan:
     delete: list[tuple[Resource, JSON]] = field(default_factory=list)  # owned children to delete
     spec_image: str | None = None  # a finished build: write spec.image
     prepare: list[BucketURL] = field(default_factory=list)  # artifact prefixes to ready before a workload starts
+    sign_upload: tuple[BucketURL, str] | None = None  # (object, md5): sign a URL into status.buildUpload
+    new_image: str | None = None  # a build is starting: let the registry accept this image
     requeue_after: float | None = None
 
 
@@ -88,8 +103,13 @@ class Caches:
     configmaps: CachedResource
     serviceaccounts: CachedResource
     pvcs: CachedResource
+    pvs: CachedResource | None = None  # only for drivers that mount through PersistentVolumes
 
     def of(self, resource: Resource) -> CachedResource:
+        if resource == k8s.PERSISTENTVOLUMES:
+            if self.pvs is None:
+                raise KeyError("PersistentVolumes are not cached for this cloud driver")
+            return self.pvs
         return {
             DATASETS: self.datasets,
             MODELS: self.models,
@@ -133,29 +153,62 @@ class KindReconciler:
         self.resource = RESOURCE_OF[self.kind]
         self.cache = op.caches.of(self.resource)
 
-    def plan(self, obj: JSON, now: str) -> Plan:  # pragma: no cover - abstract
+    def plan(self, obj: JSON, now: str, stored_md5: str | None = None) -> Plan:  # pragma: no cover - abstract
         raise NotImplementedError
 
     async def __call__(self, req: Request) -> Result:
         obj = self.cache.get(req.namespace, req.name)  # observe
         if obj is None or obj["metadata"].get("deletionTimestamp"):
             return Result()  # gone or going: the garbage collector removes the children
-        plan = self.plan(obj, self.op.now())  # plan
+        stored_md5 = await self.observe_storage(obj)
+        plan = self.plan(obj, self.op.now(), stored_md5)  # plan
         await self.apply(obj, plan)  # apply
         await self.report(obj, plan.status)  # report
         return Result(requeue_after=plan.requeue_after)
 
+    async def observe_storage(self, obj: JSON) -> str | None:
+        """What storage holds for an upload that still has to be built (None when not needed or absent)."""
+        try:
+            typed = MODEL_CLASS[self.kind].model_validate({**obj, "status": {}})
+        except ValidationError:
+            return None  # the plan reports InvalidSpec
+        if not needs_storage_check(typed, self.kind, self.op.ctx):
+            return None
+        url = self.op.cloud.upload_url(self.kind, typed.metadata.namespace, typed.metadata.name)
+        try:
+            return await asyncio.wait_for(self.op.cloud.object_md5(url), STORAGE_TIMEOUT)
+        except (StorageError, TimeoutError) as exc:
+            raise RetryableError(f"reading the uploaded build context from storage: {exc}") from None
+
     async def apply(self, obj: JSON, plan: Plan) -> None:
         op = self.op
         ns = obj["metadata"]["namespace"]
+        if plan.sign_upload is not None:
+            url, md5_hex = plan.sign_upload
+            try:
+                signed = await asyncio.wait_for(
+                    op.cloud.signed_upload_url(url, md5_hex=md5_hex, expires_in=URL_LIFETIME), STORAGE_TIMEOUT
+                )
+            except (StorageError, TimeoutError) as exc:
+                raise RetryableError(f"signing the upload URL: {exc}") from None
+            plan.status.setdefault("buildUpload", {})["signedURL"] = signed
         for resource, child in plan.delete:
             meta = child["metadata"]
             with contextlib.suppress(NotFound):
                 await op.client.delete(resource, meta["name"], ns, uid=meta.get("uid"),
                                        propagation_policy="Foreground")  # fmt: skip
             op.caches.of(resource).forget(child)
+        if plan.service_accounts:  # about to run pods: the bucket mounts' shared objects come first
+            for child in op.cloud.mount_objects(ns):
+                resource = k8s.PERSISTENTVOLUMES if child["kind"] == "PersistentVolume" else k8s.PERSISTENTVOLUMECLAIMS
+                await op.applier.apply(resource, child, cache=op.caches.of(resource))
         for name in plan.service_accounts:
             await self.ensure_service_account(name, ns)
+        if plan.new_image is not None:
+            try:
+                await asyncio.wait_for(op.cloud.prepare_image(plan.new_image), STORAGE_TIMEOUT)
+            except (StorageError, TimeoutError) as exc:
+                raise RetryableError(f"preparing the registry for {plan.new_image}: {exc}") from None
         for url in plan.prepare:
             await op.cloud.prepare_artifacts(url, ["artifacts"])
         for resource, child in plan.create:
@@ -181,7 +234,10 @@ class KindReconciler:
         cache = op.caches.serviceaccounts
         if op.applier.up_to_date(op.applier.stamped(desired), cache.get(namespace, name)):
             return
-        await op.cloud.bind_identity(service_account=name, namespace=namespace)
+        try:
+            await asyncio.wait_for(op.cloud.bind_identity(service_account=name, namespace=namespace), STORAGE_TIMEOUT)
+        except (StorageError, TimeoutError) as exc:
+            raise RetryableError(f"binding ServiceAccount {name} to the cloud identity: {exc}") from None
         await op.applier.apply(k8s.SERVICEACCOUNTS, desired, cache=cache)
 
     async def report(self, obj: JSON, status: JSON) -> None:

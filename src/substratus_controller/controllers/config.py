@@ -7,11 +7,14 @@ the flag and the environment variable, so the process can exit with one clear li
 from __future__ import annotations
 
 import os
+import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
-from substratus_controller.cloud.base import BucketURL, CloudConfigError, CloudDriver
+from substratus_controller.cloud.base import BucketURL, CloudConfigError, CloudDriver, DriverSettings
 from substratus_controller.cloud.local import DEFAULT_CLUSTER_NAME, DEFAULT_REGISTRY, LocalDriver
+from substratus_controller.cloud.upload import UploadSigner
 from substratus_controller.runtime.health import parse_address
 
 CLOUDS = ("local", "gcp", "aws")
@@ -39,6 +42,10 @@ class Settings:
     log_format: str = "json"
     log_level: str = "info"
     sync_period: float | None = 36000.0
+    upload_bind_address: str = ":8082"
+    upload_public_url: str = ""
+    upload_signing_key: bytes = b""
+    env: dict[str, str] = field(default_factory=dict)
 
 
 def resolve(flags: Mapping[str, object], env: Mapping[str, str] | None = None) -> Settings:
@@ -87,23 +94,67 @@ def resolve(flags: Mapping[str, object], env: Mapping[str, str] | None = None) -
     s.log_level = pick("log_level", "LOG_LEVEL", "info").lower()
     if s.log_level not in ("debug", "info", "warning", "error"):
         raise ConfigError(f"--log-level/LOG_LEVEL: expected debug, info, warning or error, got {s.log_level!r}")
+    s.upload_bind_address = pick("upload_bind_address", "UPLOAD_BIND_ADDRESS", ":8082")
+    try:
+        upload = parse_address(s.upload_bind_address)
+    except ValueError as exc:
+        raise ConfigError(f"--upload-bind-address/UPLOAD_BIND_ADDRESS: {exc}") from None
+    s.upload_public_url = pick("upload_public_url", "UPLOAD_PUBLIC_URL")
+    if not s.upload_public_url and upload is not None:
+        s.upload_public_url = f"http://{upload[0] or '127.0.0.1'}:{upload[1]}"
+    if s.upload_public_url and not s.upload_public_url.startswith(("http://", "https://")):
+        raise ConfigError(
+            f"--upload-public-url/UPLOAD_PUBLIC_URL: expected an http(s) URL, got {s.upload_public_url!r}"
+        )
+    key = env.get("UPLOAD_SIGNING_KEY", "")
+    if key and len(key.encode()) < 16:
+        raise ConfigError("UPLOAD_SIGNING_KEY: must be at least 16 characters")
+    s.upload_signing_key = key.encode() if key else secrets.token_bytes(32)
+    s.env = dict(env)
     return s
 
 
-def make_driver(s: Settings) -> CloudDriver:
-    """The cloud driver for the settings; raises ConfigError naming the bad setting."""
+def make_local_driver(s: Settings) -> LocalDriver:
+    """The local driver (no I/O); raises ConfigError naming the bad setting."""
     try:
         bucket = BucketURL.parse(s.artifact_bucket_url) if s.artifact_bucket_url else None
     except CloudConfigError as exc:
         raise ConfigError(f"--artifact-bucket-url/ARTIFACT_BUCKET_URL: {exc}") from None
     try:
-        if s.cloud == "local":
-            return LocalDriver(
-                cluster_name=s.cluster_name or DEFAULT_CLUSTER_NAME,
-                artifact_bucket=bucket,
-                registry_url=s.registry_url or DEFAULT_REGISTRY,
-                gpu_types=s.local_gpu_types,
-            )
+        driver = LocalDriver(
+            cluster_name=s.cluster_name or DEFAULT_CLUSTER_NAME,
+            artifact_bucket=bucket,
+            registry_url=s.registry_url or DEFAULT_REGISTRY,
+            gpu_types=s.local_gpu_types,
+        )
     except CloudConfigError as exc:
         raise ConfigError(str(exc)) from None
-    raise ConfigError(f"--cloud/CLOUD: the {s.cloud} driver is not available in this build")
+    if s.upload_public_url:
+        driver.signer = UploadSigner(
+            key=s.upload_signing_key, base_dir=Path(driver.artifact_bucket.path), public_url=s.upload_public_url
+        )
+    return driver
+
+
+async def create_driver(s: Settings) -> CloudDriver:
+    """The cloud driver for the settings (gcp and aws may auto-configure over the network, briefly);
+    raises ConfigError naming the bad setting."""
+    if s.cloud == "local":
+        return make_local_driver(s)
+    common = DriverSettings(
+        cluster_name=s.cluster_name,
+        artifact_bucket_url=s.artifact_bucket_url,
+        registry_url=s.registry_url,
+        principal=s.principal,
+        env=s.env,
+    )
+    try:
+        if s.cloud == "gcp":
+            from substratus_controller.cloud import gcp  # the SDKs are imported only for their cloud
+
+            return await gcp.create_driver(common)
+        from substratus_controller.cloud import aws
+
+        return await aws.create_driver(common)
+    except CloudConfigError as exc:
+        raise ConfigError(str(exc)) from None

@@ -7,36 +7,33 @@ from typing import Any
 from substratus_controller.api.v1.kinds import Dataset
 from substratus_controller.constants import SA_DATA_LOADER, Kind
 from substratus_controller.render.context import RenderContext
-from substratus_controller.render.names import build_job_name, loader_job_name
+from substratus_controller.render.names import loader_job_name
 from substratus_controller.render.params import params_configmap
 from substratus_controller.render.workloads import loader_job
 from substratus_controller.runtime import resources as k8s
 
-from .build import plan_build
 from .common import Caches, KindReconciler, Plan
-from .plans import invalid_plan, parse, render_errors, status_of
+from .plans import invalid_plan, parse, render_errors, start_plan, status_of
 from .runs import plan_run, run_id
 
 JSON = dict[str, Any]
 
 
-def plan_dataset(raw: JSON, *, ctx: RenderContext, caches: Caches, now: str) -> Plan:
+def plan_dataset(raw: JSON, *, ctx: RenderContext, caches: Caches, now: str, stored_md5: str | None = None) -> Plan:
     obj = parse(Dataset, raw)
     if isinstance(obj, str):
         return invalid_plan(raw, Kind.DATASET, obj, now)
     meta = obj.metadata
     try:
-        build = plan_build(
-            obj, Kind.DATASET, ctx, job=caches.jobs.get(meta.namespace, build_job_name(Kind.DATASET, meta.name))
-        )
+        plan, build = start_plan(obj, Kind.DATASET, raw, ctx=ctx, caches=caches, now=now, stored_md5=stored_md5)
     except render_errors() as exc:
         return invalid_plan(raw, Kind.DATASET, exc, now)
-    blockers = [build.condition] if build.condition else []
-    artifacts = {"artifacts": {"url": str(ctx.cloud.artifact_url(Kind.DATASET, meta.namespace, meta.name))}}
-    plan = Plan(status={}, service_accounts=list(build.service_accounts), apply=list(build.apply),
-                delete=list(build.delete), spec_image=build.spec_image)  # fmt: skip
+    blockers = build.blockers
+    artifacts = build.status | {
+        "artifacts": {"url": str(ctx.cloud.artifact_url(Kind.DATASET, meta.namespace, meta.name))}
+    }
     if not obj.spec.image:
-        if build.condition is None:
+        if not build.blockers:
             return invalid_plan(raw, Kind.DATASET, "spec.image or spec.build must be set", now)
         plan.status = status_of(raw, Kind.DATASET, main=None, blockers=blockers, now=now, extra=artifacts)
         return plan
@@ -45,7 +42,7 @@ def plan_dataset(raw: JSON, *, ctx: RenderContext, caches: Caches, now: str) -> 
         desired = loader_job(obj, ctx, run_id=rid)
         params = params_configmap(obj, Kind.DATASET)
     except render_errors() as exc:
-        return invalid_plan(raw, Kind.DATASET, exc, now, built=build.condition)
+        return invalid_plan(raw, Kind.DATASET, exc, now, build=build)
     run = plan_run(obj, raw, job=caches.jobs.get(meta.namespace, loader_job_name(meta.name)), desired=desired,
                    what="data loader", rid=rid)  # fmt: skip
     plan.service_accounts.append(SA_DATA_LOADER)
@@ -60,5 +57,5 @@ def plan_dataset(raw: JSON, *, ctx: RenderContext, caches: Caches, now: str) -> 
 class DatasetReconciler(KindReconciler):
     kind = Kind.DATASET
 
-    def plan(self, obj: JSON, now: str) -> Plan:
-        return plan_dataset(obj, ctx=self.op.ctx, caches=self.op.caches, now=now)
+    def plan(self, obj: JSON, now: str, stored_md5: str | None = None) -> Plan:
+        return plan_dataset(obj, ctx=self.op.ctx, caches=self.op.caches, now=now, stored_md5=stored_md5)

@@ -7,36 +7,33 @@ from typing import Any
 from substratus_controller.api.v1.kinds import Model
 from substratus_controller.constants import SA_MODELLER, ConditionType, Kind, Reason
 from substratus_controller.render.context import RenderContext
-from substratus_controller.render.names import build_job_name, modeller_job_name
+from substratus_controller.render.names import modeller_job_name
 from substratus_controller.render.params import params_configmap
 from substratus_controller.render.workloads import modeller_job
 from substratus_controller.runtime import resources as k8s
 
-from .build import plan_build
 from .common import Caches, KindReconciler, Plan
-from .plans import artifacts_of, dependency_gate, invalid_plan, parse, render_errors, status_of
+from .plans import artifacts_of, dependency_gate, invalid_plan, parse, render_errors, start_plan, status_of
 from .runs import plan_run, run_id
 
 JSON = dict[str, Any]
 
 
-def plan_model(raw: JSON, *, ctx: RenderContext, caches: Caches, now: str) -> Plan:
+def plan_model(raw: JSON, *, ctx: RenderContext, caches: Caches, now: str, stored_md5: str | None = None) -> Plan:
     obj = parse(Model, raw)
     if isinstance(obj, str):
         return invalid_plan(raw, Kind.MODEL, obj, now)
     meta = obj.metadata
     try:
-        build = plan_build(
-            obj, Kind.MODEL, ctx, job=caches.jobs.get(meta.namespace, build_job_name(Kind.MODEL, meta.name))
-        )
+        plan, build = start_plan(obj, Kind.MODEL, raw, ctx=ctx, caches=caches, now=now, stored_md5=stored_md5)
     except render_errors() as exc:
         return invalid_plan(raw, Kind.MODEL, exc, now)
-    blockers = [build.condition] if build.condition else []
-    artifacts = {"artifacts": {"url": str(ctx.cloud.artifact_url(Kind.MODEL, meta.namespace, meta.name))}}
-    plan = Plan(status={}, service_accounts=list(build.service_accounts), apply=list(build.apply),
-                delete=list(build.delete), spec_image=build.spec_image)  # fmt: skip
+    blockers = build.blockers
+    artifacts = build.status | {
+        "artifacts": {"url": str(ctx.cloud.artifact_url(Kind.MODEL, meta.namespace, meta.name))}
+    }
     if not obj.spec.image:
-        if build.condition is None:
+        if not build.blockers:
             return invalid_plan(raw, Kind.MODEL, "spec.image or spec.build must be set", now)
         plan.status = status_of(raw, Kind.MODEL, main=None, blockers=blockers, now=now, extra=artifacts)
         return plan
@@ -54,7 +51,7 @@ def plan_model(raw: JSON, *, ctx: RenderContext, caches: Caches, now: str) -> Pl
         )
         params = params_configmap(obj, Kind.MODEL)
     except render_errors() as exc:
-        return invalid_plan(raw, Kind.MODEL, exc, now, built=build.condition)
+        return invalid_plan(raw, Kind.MODEL, exc, now, build=build)
     run = plan_run(obj, raw, job=job, desired=desired, what="modeller", rid=rid)
     if run.apply:  # about to start a run: the base model and the dataset must be ready first
         gates = []
@@ -84,5 +81,5 @@ def plan_model(raw: JSON, *, ctx: RenderContext, caches: Caches, now: str) -> Pl
 class ModelReconciler(KindReconciler):
     kind = Kind.MODEL
 
-    def plan(self, obj: JSON, now: str) -> Plan:
-        return plan_model(obj, ctx=self.op.ctx, caches=self.op.caches, now=now)
+    def plan(self, obj: JSON, now: str, stored_md5: str | None = None) -> Plan:
+        return plan_model(obj, ctx=self.op.ctx, caches=self.op.caches, now=now, stored_md5=stored_md5)

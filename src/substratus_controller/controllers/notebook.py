@@ -19,7 +19,6 @@ from substratus_controller.api.v1.kinds import Notebook
 from substratus_controller.constants import ANNOTATION_NOTEBOOK_STORAGE, SA_NOTEBOOK, ConditionType, Kind, Reason
 from substratus_controller.render.context import RenderContext
 from substratus_controller.render.names import (
-    build_job_name,
     notebook_pod_name,
     notebook_pvc_name,
     notebook_token_secret_name,
@@ -30,9 +29,8 @@ from substratus_controller.runtime import resources as k8s
 from substratus_controller.runtime.applier import is_up_to_date, stamp
 from substratus_controller.status.conditions import Cond
 
-from .build import plan_build
 from .common import DIGEST_ANNOTATION, Caches, KindReconciler, Plan
-from .plans import artifacts_of, dependency_gate, invalid_plan, parse, render_errors, status_of
+from .plans import artifacts_of, dependency_gate, invalid_plan, parse, render_errors, start_plan, status_of
 
 JSON = dict[str, Any]
 STORAGE_ANNOTATION = ANNOTATION_NOTEBOOK_STORAGE
@@ -45,7 +43,7 @@ def pod_ready(pod: JSON) -> bool:
     return status.get("phase") == "Running" and ready
 
 
-def plan_notebook(raw: JSON, *, ctx: RenderContext, caches: Caches, now: str,
+def plan_notebook(raw: JSON, *, ctx: RenderContext, caches: Caches, now: str, stored_md5: str | None = None,
                   new_token: Any = lambda: secrets.token_urlsafe(32)) -> Plan:  # fmt: skip
     obj = parse(Notebook, raw)
     if isinstance(obj, str):
@@ -53,13 +51,11 @@ def plan_notebook(raw: JSON, *, ctx: RenderContext, caches: Caches, now: str,
     meta = obj.metadata
     ns = meta.namespace
     try:
-        build = plan_build(obj, Kind.NOTEBOOK, ctx, job=caches.jobs.get(ns, build_job_name(Kind.NOTEBOOK, meta.name)))
+        plan, build = start_plan(obj, Kind.NOTEBOOK, raw, ctx=ctx, caches=caches, now=now, stored_md5=stored_md5)
     except render_errors() as exc:
         return invalid_plan(raw, Kind.NOTEBOOK, exc, now)
-    blockers = [build.condition] if build.condition else []
-    artifacts = {"artifacts": {"url": str(ctx.cloud.artifact_url(Kind.NOTEBOOK, ns, meta.name))}}
-    plan = Plan(status={}, service_accounts=list(build.service_accounts), apply=list(build.apply),
-                delete=list(build.delete), spec_image=build.spec_image)  # fmt: skip
+    blockers = build.blockers
+    artifacts = build.status | {"artifacts": {"url": str(ctx.cloud.artifact_url(Kind.NOTEBOOK, ns, meta.name))}}
     pod = caches.pods.get(ns, notebook_pod_name(meta.name))
 
     def finish(main: Cond | None) -> Plan:
@@ -71,13 +67,13 @@ def plan_notebook(raw: JSON, *, ctx: RenderContext, caches: Caches, now: str,
             plan.delete.append((k8s.PODS, pod))
         return finish(Cond(ConditionType.SERVING, False, Reason.SUSPENDED, "Notebook is suspended"))
     if not obj.spec.image:
-        if build.condition is None:
+        if not build.blockers:
             return invalid_plan(raw, Kind.NOTEBOOK, "spec.image or spec.build must be set", now)
         return finish(None)
     storage = meta.annotations.get(STORAGE_ANNOTATION)
     if storage is not None and not _QUANTITY.match(storage):
         return invalid_plan(raw, Kind.NOTEBOOK, f"annotation {STORAGE_ANNOTATION}: {storage!r} is not a size like 20Gi",
-                            now, built=build.condition)  # fmt: skip
+                            now, build=build)  # fmt: skip
     model = caches.models.get(ns, obj.spec.model.name) if obj.spec.model else None
     data = caches.datasets.get(ns, obj.spec.dataset.name) if obj.spec.dataset else None
     if pod is None:  # dependencies gate the start of the Pod, not a running one
@@ -105,7 +101,7 @@ def plan_notebook(raw: JSON, *, ctx: RenderContext, caches: Caches, now: str,
         )
         params = params_configmap(obj, Kind.NOTEBOOK)
     except render_errors() as exc:
-        return invalid_plan(raw, Kind.NOTEBOOK, exc, now, built=build.condition)
+        return invalid_plan(raw, Kind.NOTEBOOK, exc, now, build=build)
     plan.service_accounts.append(SA_NOTEBOOK)
     plan.apply.append((k8s.CONFIGMAPS, params))
     if storage:
@@ -129,5 +125,5 @@ def plan_notebook(raw: JSON, *, ctx: RenderContext, caches: Caches, now: str,
 class NotebookReconciler(KindReconciler):
     kind = Kind.NOTEBOOK
 
-    def plan(self, obj: JSON, now: str) -> Plan:
-        return plan_notebook(obj, ctx=self.op.ctx, caches=self.op.caches, now=now)
+    def plan(self, obj: JSON, now: str, stored_md5: str | None = None) -> Plan:
+        return plan_notebook(obj, ctx=self.op.ctx, caches=self.op.caches, now=now, stored_md5=stored_md5)

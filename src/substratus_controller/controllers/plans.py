@@ -9,10 +9,13 @@ from pydantic import ValidationError
 from substratus_controller.api.v1.kinds import Dataset, Model, Notebook, Server
 from substratus_controller.cloud.base import BucketURL, CloudDriver, UnsupportedGPUError
 from substratus_controller.constants import ConditionType, Kind, Reason
+from substratus_controller.render.context import RenderContext
 from substratus_controller.render.errors import InvalidSpecError
+from substratus_controller.render.names import build_job_name
 from substratus_controller.status.conditions import Cond, merge_conditions, ready_condition
 
-from .common import Plan
+from .build import BuildPlan, plan_build
+from .common import Caches, Plan
 
 JSON = dict[str, Any]
 T = TypeVar("T", Dataset, Model, Notebook, Server)
@@ -58,13 +61,15 @@ def status_of(raw: JSON, kind: Kind, *, main: Cond | None, blockers: list[Cond],
     return status
 
 
-def invalid_plan(raw: JSON, kind: Kind, error: str | Exception, now: str, *, built: Cond | None = None) -> Plan:
-    """A Plan that only reports why the spec cannot be acted upon (no children, no retry)."""
+def invalid_plan(raw: JSON, kind: Kind, error: str | Exception, now: str, *, build: BuildPlan | None = None) -> Plan:
+    """A Plan that only reports why the spec cannot be acted upon (no children, no retry); the build's own
+    conditions and upload status are kept when the build itself is fine."""
     reason = Reason.UNSUPPORTED_GPU if isinstance(error, UnsupportedGPUError) else Reason.INVALID_SPEC
     message = str(error) if not isinstance(error, str) else error
     main = Cond(MAIN_CONDITION[kind], False, reason, message)
-    blockers = [built] if built is not None else []
-    return Plan(status=status_of(raw, kind, main=main, blockers=blockers, now=now))
+    blockers = build.blockers if build is not None else []
+    extra = build.status if build is not None else {}
+    return Plan(status=status_of(raw, kind, main=main, blockers=blockers, now=now, extra=extra))
 
 
 def render_errors() -> tuple[type[Exception], ...]:
@@ -88,3 +93,32 @@ def artifacts_of(dep: JSON, kind: Kind, cloud: CloudDriver) -> BucketURL:
         return BucketURL.parse(url)
     meta = dep["metadata"]
     return cloud.artifact_url(kind, meta["namespace"], meta["name"])
+
+
+def start_plan(obj: Dataset | Model | Notebook | Server, kind: Kind, raw: JSON, *, ctx: RenderContext, caches: Caches,
+               now: str, stored_md5: str | None) -> tuple[Plan, BuildPlan]:  # fmt: skip
+    """A Plan seeded with the object's build (children, spec.image, upload handshake, requeue).
+
+    Raises the render errors (InvalidSpecError, UnsupportedGPUError) for the caller to report."""
+    meta = obj.metadata
+    build = plan_build(
+        obj,
+        kind,
+        ctx,
+        job=caches.jobs.get(meta.namespace, build_job_name(kind, meta.name)),
+        raw_status=raw.get("status"),
+        stored_md5=stored_md5,
+        now=now,
+    )
+    plan = Plan(
+        status={},
+        service_accounts=list(build.service_accounts),
+        apply=list(build.apply),
+        delete=list(build.delete),
+        spec_image=build.spec_image,
+        requeue_after=build.requeue_after,
+        new_image=build.new_image,
+    )
+    if build.sign_upload is not None and obj.spec.build is not None and obj.spec.build.upload is not None:
+        plan.sign_upload = (build.sign_upload, obj.spec.build.upload.md5_checksum.lower())
+    return plan, build

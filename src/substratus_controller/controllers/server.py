@@ -7,39 +7,36 @@ from typing import Any
 from substratus_controller.api.v1.kinds import Server
 from substratus_controller.constants import SA_MODEL_SERVER, ConditionType, Kind, Reason
 from substratus_controller.render.context import RenderContext
-from substratus_controller.render.names import build_job_name, server_name
+from substratus_controller.render.names import server_name
 from substratus_controller.render.params import params_configmap
 from substratus_controller.render.server import server_deployment, server_service
 from substratus_controller.runtime import resources as k8s
 from substratus_controller.status.conditions import Cond
 
-from .build import plan_build
 from .common import Caches, KindReconciler, Plan
-from .plans import artifacts_of, dependency_gate, invalid_plan, parse, render_errors, status_of
+from .plans import artifacts_of, dependency_gate, invalid_plan, parse, render_errors, start_plan, status_of
 
 JSON = dict[str, Any]
 
 
-def plan_server(raw: JSON, *, ctx: RenderContext, caches: Caches, now: str) -> Plan:
+def plan_server(raw: JSON, *, ctx: RenderContext, caches: Caches, now: str, stored_md5: str | None = None) -> Plan:
     obj = parse(Server, raw)
     if isinstance(obj, str):
         return invalid_plan(raw, Kind.SERVER, obj, now)
     meta = obj.metadata
     ns = meta.namespace
     try:
-        build = plan_build(obj, Kind.SERVER, ctx, job=caches.jobs.get(ns, build_job_name(Kind.SERVER, meta.name)))
+        plan, build = start_plan(obj, Kind.SERVER, raw, ctx=ctx, caches=caches, now=now, stored_md5=stored_md5)
     except render_errors() as exc:
         return invalid_plan(raw, Kind.SERVER, exc, now)
-    blockers = [build.condition] if build.condition else []
-    plan = Plan(status={}, service_accounts=list(build.service_accounts), apply=list(build.apply),
-                delete=list(build.delete), spec_image=build.spec_image)  # fmt: skip
+    blockers = build.blockers
 
     def finish(main: Cond | None) -> Plan:
-        plan.status = status_of(raw, Kind.SERVER, main=main, blockers=blockers, now=now)
+        plan.status = status_of(raw, Kind.SERVER, main=main, blockers=blockers, now=now, extra=build.status)
         return plan
 
     if not obj.spec.image:
-        if build.condition is None:
+        if not build.blockers:
             return invalid_plan(raw, Kind.SERVER, "spec.image or spec.build must be set", now)
         return finish(None)
     deployment = caches.deployments.get(ns, server_name(meta.name))
@@ -59,7 +56,7 @@ def plan_server(raw: JSON, *, ctx: RenderContext, caches: Caches, now: str) -> P
         service = server_service(obj)
         params = params_configmap(obj, Kind.SERVER)
     except render_errors() as exc:
-        return invalid_plan(raw, Kind.SERVER, exc, now, built=build.condition)
+        return invalid_plan(raw, Kind.SERVER, exc, now, build=build)
     plan.service_accounts.append(SA_MODEL_SERVER)
     plan.apply += [(k8s.CONFIGMAPS, params), (k8s.SERVICES, service), (k8s.DEPLOYMENTS, desired)]
     ready = int(((deployment or {}).get("status") or {}).get("readyReplicas") or 0)
@@ -71,5 +68,5 @@ def plan_server(raw: JSON, *, ctx: RenderContext, caches: Caches, now: str) -> P
 class ServerReconciler(KindReconciler):
     kind = Kind.SERVER
 
-    def plan(self, obj: JSON, now: str) -> Plan:
-        return plan_server(obj, ctx=self.op.ctx, caches=self.op.caches, now=now)
+    def plan(self, obj: JSON, now: str, stored_md5: str | None = None) -> Plan:
+        return plan_server(obj, ctx=self.op.ctx, caches=self.op.caches, now=now, stored_md5=stored_md5)

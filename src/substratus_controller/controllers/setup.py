@@ -60,7 +60,7 @@ def _readiness_changed(old: JSON, new: JSON) -> bool:
     return bool((old.get("status") or {}).get("ready") != (new.get("status") or {}).get("ready"))
 
 
-def build_caches(manager: Manager, *, sync_period: float | None) -> Caches:
+def build_caches(manager: Manager, *, sync_period: float | None, persistent_volumes: bool = False) -> Caches:
     cache = manager.cache
     caches = Caches(
         datasets=cache.informer(DATASETS, resync_period=sync_period),
@@ -74,6 +74,7 @@ def build_caches(manager: Manager, *, sync_period: float | None) -> Caches:
         configmaps=cache.informer(k8s.CONFIGMAPS, label_selector=_SELECTOR),
         serviceaccounts=cache.informer(k8s.SERVICEACCOUNTS, label_selector=_SELECTOR),
         pvcs=cache.informer(k8s.PERSISTENTVOLUMECLAIMS, label_selector=_SELECTOR),
+        pvs=cache.informer(k8s.PERSISTENTVOLUMES, label_selector=_SELECTOR) if persistent_volumes else None,
     )
     for refs in (caches.models, caches.notebooks):
         refs.add_indexer(INDEX_MODEL_REF, _ref_index("model"))
@@ -84,7 +85,7 @@ def build_caches(manager: Manager, *, sync_period: float | None) -> Caches:
 
 def setup(manager: Manager, *, ctx: RenderContext, workers: int = 4, sync_period: float | None = None) -> Operator:
     """Register the caches and the four controllers on `manager`; return the shared Operator."""
-    caches = build_caches(manager, sync_period=sync_period)
+    caches = build_caches(manager, sync_period=sync_period, persistent_volumes=ctx.cloud.USES_PERSISTENT_VOLUMES)
     op = Operator(client=manager.client, caches=caches, recorder=manager.recorder, ctx=ctx)
 
     def controller(reconciler: KindReconciler, own: CachedResource, children: list[CachedResource]) -> Controller:

@@ -38,11 +38,16 @@ class PodVolumes:
     annotations: dict[str, str] = field(default_factory=dict)
 
     def add(self, bucket: BucketVolume) -> None:
-        names = {v["name"] for v in self.volumes}
+        """Add a bucket's volumes and mounts. A volume identical to one already added is shared (a driver may
+        serve several mounts from one volume, e.g. one claim); a different volume under a used name is a bug."""
+        existing = {v["name"]: v for v in self.volumes}
         for volume in bucket.volumes:
-            if volume["name"] in names:
-                raise ValueError(f"volume {volume['name']!r} added twice")
-        self.volumes += [dict(v) for v in bucket.volumes]
+            if volume["name"] in existing:
+                if existing[volume["name"]] != volume:
+                    raise ValueError(f"two different volumes named {volume['name']!r}")
+                continue
+            self.volumes.append(dict(volume))
+            existing[volume["name"]] = volume
         self.mounts += [volume_mount(m) for m in bucket.mounts]
         self.annotations.update(bucket.annotations)
 

@@ -533,15 +533,18 @@ class Client:
                 raw = await resp.read()
                 status = orjson.loads(raw) if raw.startswith(b"{") else {"message": raw.decode(errors="replace")}
                 raise error_for(resp.status, status, method="WATCH", path=path)
-            buffer = b""
+            pending = b""  # an incomplete last line, carried into the next chunk
             try:
                 async for chunk in resp.content.iter_any():
-                    buffer += chunk
-                    while (newline := buffer.find(b"\n")) >= 0:
-                        line, buffer = buffer[:newline], buffer[newline + 1 :]
+                    data = pending + chunk if pending else chunk
+                    start = 0
+                    while (newline := data.find(b"\n", start)) >= 0:
+                        line = data[start:newline]
+                        start = newline + 1
                         if line.strip():
                             event = orjson.loads(line)
                             yield WatchEvent(event["type"], event["object"])
+                    pending = data[start:]
             except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
                 raise WatchIdle(f"watch {res}: no data for {idle:g}s", method="WATCH", path=path) from exc
             except aiohttp.ClientError as exc:

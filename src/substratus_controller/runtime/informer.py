@@ -30,6 +30,7 @@ from typing import Any, Protocol
 
 import structlog
 
+from . import gcpause
 from .backoff import Backoff
 from .client import ApiError, Client, Gone, Resource, WatchIdle
 from .metrics import RuntimeMetrics
@@ -107,7 +108,7 @@ class Informer:
         min_watch_timeout: float = 300.0,
         idle_timeout: float = 120.0,
         resync_period: float | None = None,
-        page_size: int = 500,
+        page_size: int = 100,
         yield_every: int = 200,
         backoff: Backoff | None = None,
     ) -> None:
@@ -226,6 +227,10 @@ class Informer:
                 await asyncio.sleep(delay)
 
     async def _relist(self) -> None:
+        with gcpause.paused():  # see gcpause: bulk decoding must not trigger collections over the cache
+            await self._relist_paused()
+
+    async def _relist_paused(self) -> None:
         self.metrics.informer_relists.labels(self._label).inc()
         fresh: dict[str, JSON] = {}
         token: str | None = None

@@ -79,6 +79,7 @@ class Stack:
         self.controller: subprocess.Popen[bytes] | None = None
         self.metrics_port = 0
         self.probe_port = 0
+        self.upload_port = 0
 
     @property
     def kubeconfig(self) -> Path:
@@ -107,7 +108,7 @@ class Stack:
     async def start_controller(self, *, timeout: float = 60.0) -> None:
         """Start `substratus-controller run` against this cluster and wait until it is ready."""
         assert self.cp is not None
-        self.metrics_port, self.probe_port = free_port(), free_port()
+        self.metrics_port, self.probe_port, self.upload_port = free_port(), free_port(), free_port()
         argv = [
             sys.executable, "-m", "substratus_controller.cli", "run",
             "--kubeconfig", str(self.cp.kubeconfig),
@@ -115,6 +116,7 @@ class Stack:
             "--artifact-bucket-url", f"file://{self.workdir / 'artifacts'}",
             "--metrics-bind-address", f"127.0.0.1:{self.metrics_port}",
             "--health-probe-bind-address", f"127.0.0.1:{self.probe_port}",
+            "--upload-bind-address", f"127.0.0.1:{self.upload_port}",
             "--log-format", "json",
             *self.controller_args,
         ]  # fmt: skip

@@ -18,6 +18,7 @@ from substratus_controller.cloud.base import (
     DefaultResources,
     GPUPlacement,
     Mount,
+    StorageError,
 )
 from substratus_controller.cloud.local import LocalDriver
 
@@ -77,6 +78,12 @@ class FakeGKEDriver(CloudDriver):
 
     def builder_init_containers(self) -> list[JSON]:
         return [{"name": "workload-identity-check", "image": "cloud-sdk:alpine", "command": ["true"]}]
+
+    async def signed_upload_url(self, url: BucketURL, *, md5_hex: str, expires_in: int = 300) -> str:
+        raise StorageError("a rendering test double has no storage")
+
+    async def object_md5(self, url: BucketURL) -> str | None:
+        return None
 
 
 DRIVERS: dict[str, type[CloudDriver]] = {"local": LocalDriver, "fake-gke": FakeGKEDriver}

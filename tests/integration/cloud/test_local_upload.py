@@ -1,0 +1,163 @@
+"""The local driver's upload endpoint over real HTTP on loopback: every rejection, and atomic storage."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit, urlunsplit
+
+import aiohttp
+import pytest
+
+from substratus_controller.cloud.base import BucketURL
+from substratus_controller.cloud.local import LocalDriver
+from substratus_controller.cloud.upload import UploadServer, UploadSigner, read_md5
+from substratus_controller.constants import Kind
+
+pytestmark = pytest.mark.integration
+KEY = b"k" * 32
+
+
+@pytest.fixture
+async def endpoint(tmp_path: Path) -> AsyncIterator[tuple[LocalDriver, UploadServer]]:
+    signer = UploadSigner(key=KEY, base_dir=tmp_path, public_url="http://127.0.0.1:0")
+    server = UploadServer(signer, host="127.0.0.1", port=0, max_bytes=1 << 20)
+    await server.start()
+    signer.public_url = f"http://127.0.0.1:{server.bound_port}"
+    driver = LocalDriver(artifact_bucket=BucketURL.parse(f"file://{tmp_path}"), signer=signer)
+    yield driver, server
+    await server.stop()
+
+
+def md5(data: bytes) -> tuple[str, str]:
+    raw = hashlib.md5(data, usedforsecurity=False).digest()
+    return raw.hex(), base64.b64encode(raw).decode()
+
+
+async def put(url: str, body: bytes, *, content_md5: str | None, content_type: str = "application/octet-stream") -> (
+    tuple[int, str]
+):  # fmt: skip
+    headers = {"Content-Type": content_type}
+    if content_md5 is not None:
+        headers["Content-MD5"] = content_md5
+    async with aiohttp.ClientSession() as s, s.put(url, data=body, headers=headers) as resp:
+        return resp.status, await resp.text()
+
+
+async def test_a_correct_upload_is_stored_and_its_md5_recorded(endpoint: tuple[LocalDriver, UploadServer]) -> None:
+    driver, _ = endpoint
+    body = b"tarball bytes" * 1000
+    hex_md5, b64 = md5(body)
+    target = driver.upload_url(Kind.MODEL, "ns", "m")
+    assert await driver.object_md5(target) is None
+    url = await driver.signed_upload_url(target, md5_hex=hex_md5)
+    assert parse_qs(urlsplit(url).query)["expires"][0].isdigit()
+    assert await put(url, body, content_md5=b64) == (200, "stored\n")
+    assert Path(target.path).read_bytes() == body
+    assert await driver.object_md5(target) == hex_md5
+    assert not [p for p in Path(target.path).parent.iterdir() if p.name.startswith(".")], "no temp files left"
+
+
+async def test_expiry_is_at_most_300_seconds(endpoint: tuple[LocalDriver, UploadServer]) -> None:
+    driver, _ = endpoint
+    url = await driver.signed_upload_url(driver.upload_url(Kind.MODEL, "ns", "m"), md5_hex="0" * 32, expires_in=9999)
+    expires = int(parse_qs(urlsplit(url).query)["expires"][0])
+    assert expires - time.time() <= 300
+
+
+@pytest.mark.parametrize(
+    ("tamper", "status"),
+    [
+        ("signature", 403),
+        ("md5-param", 403),
+        ("path", 403),
+        ("expired", 403),
+        ("content-type", 415),
+        ("no-content-md5", 400),
+        ("other-content-md5", 400),
+        ("body", 400),
+    ],
+)
+async def test_bad_requests_are_rejected_and_nothing_is_stored(
+    endpoint: tuple[LocalDriver, UploadServer], tmp_path: Path, tamper: str, status: int
+) -> None:
+    driver, server = endpoint
+    body = b"good"
+    hex_md5, b64 = md5(body)
+    target = driver.upload_url(Kind.DATASET, "ns", "d")
+    url = await driver.signed_upload_url(target, md5_hex=hex_md5)
+    parts = urlsplit(url)
+    query = parse_qs(parts.query)
+    content_md5: str | None = b64
+    content_type = "application/octet-stream"
+    if tamper == "signature":
+        url = url.replace(query["sig"][0], "0" * 64)
+    elif tamper == "md5-param":
+        url = url.replace(f"md5={hex_md5}", f"md5={md5(b'evil')[0]}")
+    elif tamper == "path":
+        url = urlunsplit(parts._replace(path=parts.path.replace("uploads", "other")))
+    elif tamper == "expired":
+        url = server.signer.sign(Path(target.path), md5_hex=hex_md5, now=time.time() - 301)
+    elif tamper == "content-type":
+        content_type = "text/plain"
+    elif tamper == "no-content-md5":
+        content_md5 = None
+    elif tamper == "other-content-md5":
+        content_md5 = md5(b"other")[1]
+    elif tamper == "body":
+        body = b"evil"  # Content-MD5 still claims the signed md5
+    code, text = await put(url, body, content_md5=content_md5, content_type=content_type)
+    assert code == status, text
+    assert not Path(target.path).exists()
+    assert await driver.object_md5(target) is None
+
+
+async def test_a_bad_upload_never_replaces_a_good_tarball(endpoint: tuple[LocalDriver, UploadServer]) -> None:
+    driver, _ = endpoint
+    good = b"version one"
+    hex_md5, b64 = md5(good)
+    target = driver.upload_url(Kind.NOTEBOOK, "ns", "nb")
+    assert (await put(await driver.signed_upload_url(target, md5_hex=hex_md5), good, content_md5=b64))[0] == 200
+    # A second upload whose body does not match its checksum leaves the first one in place.
+    new_hex, new_b64 = md5(b"version two")
+    url = await driver.signed_upload_url(target, md5_hex=new_hex)
+    assert (await put(url, b"corrupted!!", content_md5=new_b64))[0] == 400
+    assert Path(target.path).read_bytes() == good
+    assert await driver.object_md5(target) == hex_md5
+
+
+async def test_a_partial_upload_is_discarded(endpoint: tuple[LocalDriver, UploadServer]) -> None:
+    driver, server = endpoint
+    body = b"x" * 200_000
+    hex_md5, b64 = md5(body)
+    target = driver.upload_url(Kind.MODEL, "ns", "partial")
+    url = urlsplit(await driver.signed_upload_url(target, md5_hex=hex_md5))
+    _, writer = await asyncio.open_connection("127.0.0.1", server.bound_port)
+    writer.write(
+        (
+            f"PUT {url.path}?{url.query} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/octet-stream\r\n"
+            f"Content-MD5: {b64}\r\nContent-Length: {len(body)}\r\n\r\n"
+        ).encode()
+        + body[:50_000]
+    )
+    await writer.drain()
+    writer.close()  # the client goes away halfway through
+    await asyncio.sleep(0.5)
+    assert not Path(target.path).exists()
+    assert await driver.object_md5(target) is None
+    leftovers = list(Path(target.path).parent.glob(".upload-*")) if Path(target.path).parent.exists() else []
+    assert leftovers == []
+
+
+async def test_too_large_bodies_are_refused(endpoint: tuple[LocalDriver, UploadServer]) -> None:
+    driver, _ = endpoint
+    body = b"y" * (2 << 20)  # over the fixture's 1 MiB cap
+    hex_md5, b64 = md5(body)
+    target = driver.upload_url(Kind.MODEL, "ns", "big")
+    code, _ = await put(await driver.signed_upload_url(target, md5_hex=hex_md5), body, content_md5=b64)
+    assert code == 413
+    assert read_md5(Path(target.path)) is None
