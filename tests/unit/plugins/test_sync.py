@@ -1,0 +1,163 @@
+"""Sync-back: the watcher that runs in the pod, and how its events land in the local directory."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path, PurePosixPath
+
+import pytest
+
+from substratus_controller.plugins.common import Output
+from substratus_controller.plugins.kubectl import Kubectl
+from substratus_controller.plugins.sync import (
+    WATCHER,
+    Syncer,
+    parse_event,
+    relative_path,
+    remove_file,
+    watcher_command,
+    write_file,
+)
+
+
+@pytest.mark.parametrize(
+    ("pod_path", "expected"),
+    [
+        ("/content/a.py", "a.py"),
+        ("/content/src/pkg/m.py", "src/pkg/m.py"),
+        ("/content/data/x.csv", None),
+        ("/content/model/weights.bin", None),
+        ("/content/artifacts/out.txt", None),
+        ("/content/src/data/ok.csv", "src/data/ok.csv"),  # only the top-level mounts are skipped
+        ("/content/.git/config", None),
+        ("/content/src/.ipynb_checkpoints/a-checkpoint.ipynb", None),
+        ("/content/.~notebook.ipynb", None),
+        ("/content/../etc/passwd", None),
+        ("/content/a/../../x", None),
+        ("/etc/passwd", None),
+        ("/content", None),
+        ("/contents/x", None),
+    ],
+)
+def test_which_paths_are_synced(pod_path: str, expected: str | None) -> None:
+    rel = relative_path(pod_path)
+    assert (str(rel) if rel is not None else None) == expected
+
+
+def test_parse_event() -> None:
+    event = parse_event('{"path": "/content/a", "op": "CREATE|WRITE"}')
+    assert event is not None
+    assert event.ops == {"CREATE", "WRITE"}
+    assert parse_event("not json") is None
+    assert parse_event('{"path": 1, "op": "WRITE"}') is None
+
+
+def test_write_file_creates_parents_and_replaces(tmp_path: Path) -> None:
+    write_file(tmp_path, PurePosixPath("a/b/c.txt"), b"one")
+    write_file(tmp_path, PurePosixPath("a/b/c.txt"), b"two")
+    assert (tmp_path / "a/b/c.txt").read_bytes() == b"two"
+    assert [p.name for p in (tmp_path / "a/b").iterdir()] == ["c.txt"], "no temporary files left"
+    (tmp_path / "d").mkdir()
+    with pytest.raises(IsADirectoryError):
+        write_file(tmp_path, PurePosixPath("d"), b"x")
+
+
+def test_remove_file_prunes_empty_directories_but_never_the_root(tmp_path: Path) -> None:
+    write_file(tmp_path, PurePosixPath("a/b/c.txt"), b"x")
+    write_file(tmp_path, PurePosixPath("a/keep.txt"), b"x")
+    assert remove_file(tmp_path, PurePosixPath("a/b/c.txt"))
+    assert not (tmp_path / "a/b").exists()
+    assert (tmp_path / "a/keep.txt").exists()
+    assert remove_file(tmp_path, PurePosixPath("a/keep.txt"))
+    assert tmp_path.exists()
+    assert not (tmp_path / "a").exists()
+    assert not remove_file(tmp_path, PurePosixPath("missing.txt"))
+
+
+def read_events(proc: subprocess.Popen[str], count: int, timeout: float = 10.0) -> list[dict[str, str]]:
+    assert proc.stdout is not None
+    events: list[dict[str, str]] = []
+    deadline = time.monotonic() + timeout
+    while len(events) < count and time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if line:
+            events.append(json.loads(line))
+    return events
+
+
+def test_the_watcher_reports_changes_and_skips_what_it_should(tmp_path: Path) -> None:
+    """The pod-side program itself, run here with this interpreter against a temporary /content."""
+    root = tmp_path / "content"
+    for rel in ("old.py", "src/keep.py", "data/d.csv"):
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text("v1")
+    proc = subprocess.Popen([sys.executable, "-c", WATCHER, str(root), "0.05"], stdout=subprocess.PIPE, text=True)
+    try:
+        time.sleep(0.3)  # the baseline: existing files are not reported
+        (root / "new.py").write_text("new")
+        (root / "src/keep.py").write_text("v2, longer")
+        (root / "old.py").unlink()
+        (root / "data/ignored.csv").write_text("x")
+        (root / ".hidden").write_text("x")
+        (root / ".ipynb_checkpoints").mkdir()
+        (root / ".ipynb_checkpoints/a.ipynb").write_text("x")
+        (root / "link.py").symlink_to(root / "new.py")
+        events = read_events(proc, 3)
+        time.sleep(0.3)
+    finally:
+        proc.terminate()
+        proc.wait(5)
+    assert sorted((e["op"], e["path"]) for e in events) == [
+        ("CREATE", f"{root}/new.py"), ("REMOVE", f"{root}/old.py"), ("WRITE", f"{root}/src/keep.py"),
+    ]  # fmt: skip
+    assert watcher_command() == ["python3", "-c", WATCHER, "/content"]
+
+
+class ScriptedKubectl(Kubectl):
+    """Answers `exec ... -- cat -- PATH` from a dict instead of a pod (unit test stand-in)."""
+
+    def __init__(self, files: dict[str, bytes]) -> None:
+        super().__init__("ns", binary="kubectl")
+        self.files = files
+        self.calls: list[list[str]] = []
+
+    async def run(self, argv: Sequence[str], timeout: float = 300.0) -> tuple[int, bytes, str]:
+        self.calls.append(list(argv))
+        path = argv[-1]
+        if path in self.files:
+            return 0, self.files[path], ""
+        return 1, b"", f"cat: {path}: No such file or directory"
+
+
+async def test_syncer_mirrors_events(tmp_path: Path) -> None:
+    kubectl = ScriptedKubectl({"/content/src/a.py": b"A = 2\n", "/content/b.txt": b"b"})
+    err = io.StringIO()
+    syncer = Syncer(kubectl, "nb-notebook", tmp_path, Output(0, out=io.StringIO(), err=err, tty=False))
+    (tmp_path / "gone").mkdir()
+    (tmp_path / "gone/old.txt").write_text("x")
+    for line in [
+        '{"path": "/content/src/a.py", "op": "CREATE"}',
+        '{"path": "/content/b.txt", "op": "WRITE"}',
+        '{"path": "/content/gone/old.txt", "op": "REMOVE"}',
+        '{"path": "/content/data/x", "op": "CREATE"}',
+        '{"path": "/content/vanished.txt", "op": "WRITE"}',
+        "garbage",
+    ]:
+        await syncer.handle(line)
+    assert (tmp_path / "src/a.py").read_bytes() == b"A = 2\n"
+    assert (tmp_path / "b.txt").read_bytes() == b"b"
+    assert not (tmp_path / "gone").exists()
+    assert not (tmp_path / "data").exists()
+    assert not (tmp_path / "vanished.txt").exists()
+    assert kubectl.calls[0] == ["kubectl", "exec", "-n", "ns", "nb-notebook", "-c", "notebook", "--", "cat", "--",
+                                "/content/src/a.py"]  # fmt: skip
+    assert err.getvalue().splitlines() == [
+        "sync: updated src/a.py",
+        "sync: updated b.txt",
+        "sync: removed gone/old.txt",
+    ]
