@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 BIN := .venv/bin
 
-.PHONY: bootstrap test lint generate demo testenv-up testenv-down
+.PHONY: bootstrap test lint generate demo image-check testenv-up testenv-down
 
 bootstrap:
 	@hack/bootstrap.sh
@@ -18,6 +18,11 @@ lint: bootstrap
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 	$(BIN)/python hack/generate.py --check
+	$(BIN)/hadolint Dockerfile
+
+## image-check: the Dockerfile's install step, run outside Docker (runtime dependencies only)
+image-check: bootstrap
+	@PYTHON=$(BIN)/python hack/image-install-check.sh
 
 ## generate: rewrite api/v1/*.yaml and api/reference.md from the pydantic models
 generate: bootstrap

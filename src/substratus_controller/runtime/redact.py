@@ -16,6 +16,8 @@ _URL_WITH_QUERY = re.compile(
 _SECRET_IN_QUERY = re.compile(rf"(?:^|[&;]){_SECRET_PARAM}=", re.I)
 _SECRET_ASSIGNMENT = re.compile(rf"(?<![\w-])(?P<key>{_SECRET_PARAM})=(?!REDACTED\b)[^&\s\"'<>,;]+", re.I)
 _BEARER = re.compile(r"\b(?P<scheme>bearer)\s+(?!REDACTED\b)[a-z0-9._~+/=-]+", re.I)
+# A JSON Web Token anywhere (ServiceAccount tokens, OIDC tokens): header.payload.signature, base64url.
+_JWT = re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}")
 
 
 def redact(text: str) -> str:
@@ -25,7 +27,7 @@ def redact(text: str) -> str:
       X-Amz-Signature, Signature, sig, *token incl. X-Amz-Security-Token, password) keeps its scheme, host and
       path; the whole query becomes `REDACTED` (so credentials and expiry go too).
     - Such parameters outside URLs (`token=abc`) keep their name: `token=REDACTED`.
-    - `Bearer <token>` becomes `Bearer REDACTED`.
+    - `Bearer <token>` becomes `Bearer REDACTED`; any JSON Web Token becomes `REDACTED-JWT`.
     """
 
     def _url(m: re.Match[str]) -> str:
@@ -33,4 +35,5 @@ def redact(text: str) -> str:
 
     text = _URL_WITH_QUERY.sub(_url, text)
     text = _SECRET_ASSIGNMENT.sub(lambda m: f"{m['key']}=REDACTED", text)
-    return _BEARER.sub(lambda m: f"{m['scheme']} REDACTED", text)
+    text = _BEARER.sub(lambda m: f"{m['scheme']} REDACTED", text)
+    return _JWT.sub("REDACTED-JWT", text)

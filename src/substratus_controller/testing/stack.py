@@ -58,6 +58,83 @@ async def install_crds(client: Client, crds: Sequence[dict[str, Any]] | None = N
                 await asyncio.sleep(0.1)
 
 
+def _tail(path: Path, lines: int = 40) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+class ControllerProcess:
+    """`substratus-controller run --cloud local` as its own process, on free loopback ports, logging JSON to
+    `log`. `args` are appended (later flags win); `env` is added to the environment (or, with
+    `inherit_env=False`, is the whole environment)."""
+
+    def __init__(self, kubeconfig: Path, *, log: Path, args: Sequence[str] = (), env: dict[str, str] | None = None,
+                 cloud: str = "local", inherit_env: bool = True) -> None:  # fmt: skip
+        self.kubeconfig, self.log, self.cloud = kubeconfig, log, cloud
+        self.args = list(args)
+        self.env = {**(os.environ if inherit_env else {}), **(env or {})}
+        self.metrics_port, self.probe_port, self.upload_port = free_port(), free_port(), free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    async def start(self, *, timeout: float = 60.0, wait_ready: bool = True) -> None:
+        argv = [
+            sys.executable, "-m", "substratus_controller.cli", "run",
+            "--kubeconfig", str(self.kubeconfig),
+            "--cloud", self.cloud,
+            "--metrics-bind-address", f"127.0.0.1:{self.metrics_port}",
+            "--health-probe-bind-address", f"127.0.0.1:{self.probe_port}",
+            "--upload-bind-address", f"127.0.0.1:{self.upload_port}",
+            "--log-format", "json",
+            *self.args,
+        ]  # fmt: skip
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen(  # noqa: ASYNC220
+                argv, stdout=out, stderr=subprocess.STDOUT, env=self.env
+            )
+        if wait_ready:
+            await self.wait_ready(timeout)
+
+    async def wait_ready(self, timeout: float = 60.0) -> None:
+        assert self.proc is not None
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"controller exited with {self.proc.returncode}:\n{_tail(self.log)}")
+            if await asyncio.to_thread(self.probe, "/readyz") == 200:
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"controller not ready within {timeout:g}s:\n{_tail(self.log)}")
+            await asyncio.sleep(0.2)
+
+    def probe(self, path: str) -> int:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.probe_port}{path}", timeout=2) as resp:
+                return int(resp.status)
+        except urllib.error.HTTPError as exc:
+            return int(exc.code)
+        except OSError:
+            return 0
+
+    def metrics(self) -> str:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5) as resp:
+            return str(resp.read().decode())
+
+    async def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int | None:
+        proc, self.proc = self.proc, None
+        if proc is None:
+            return None
+        if proc.poll() is None:
+            proc.send_signal(sig)
+            try:
+                await asyncio.to_thread(proc.wait, timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                await asyncio.to_thread(proc.wait, 10)
+        return proc.returncode
+
+
 class Stack:
     """See module docstring. `async with Stack() as stack:` or `await start()` / `await stop()`."""
 
@@ -76,7 +153,7 @@ class Stack:
         self.cp: ControlPlane | None = None
         self.client: Client | None = None
         self.kubelet: SimulatedKubelet | None = None
-        self.controller: subprocess.Popen[bytes] | None = None
+        self.controller: ControllerProcess | None = None
         self.metrics_port = 0
         self.probe_port = 0
         self.upload_port = 0
@@ -106,66 +183,32 @@ class Stack:
         return self
 
     async def start_controller(self, *, timeout: float = 60.0) -> None:
-        """Start `substratus-controller run` against this cluster and wait until it is ready."""
+        """Start `substratus-controller run` against this cluster (as admin) and wait until it is ready."""
         assert self.cp is not None
-        self.metrics_port, self.probe_port, self.upload_port = free_port(), free_port(), free_port()
-        argv = [
-            sys.executable, "-m", "substratus_controller.cli", "run",
-            "--kubeconfig", str(self.cp.kubeconfig),
-            "--cloud", "local",
-            "--artifact-bucket-url", f"file://{self.workdir / 'artifacts'}",
-            "--metrics-bind-address", f"127.0.0.1:{self.metrics_port}",
-            "--health-probe-bind-address", f"127.0.0.1:{self.probe_port}",
-            "--upload-bind-address", f"127.0.0.1:{self.upload_port}",
-            "--log-format", "json",
-            *self.controller_args,
-        ]  # fmt: skip
-        with self.controller_log.open("ab") as log:
-            self.controller = subprocess.Popen(  # noqa: ASYNC220
-                argv, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **self.controller_env}
-            )
-        deadline = time.monotonic() + timeout
-        while True:
-            if self.controller.poll() is not None:
-                raise RuntimeError(f"controller exited with {self.controller.returncode}:\n{self.tail_log()}")
-            if await asyncio.to_thread(self._probe, "/readyz") == 200:
-                return
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"controller not ready within {timeout:g}s:\n{self.tail_log()}")
-            await asyncio.sleep(0.2)
-
-    def _probe(self, path: str) -> int:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.probe_port}{path}", timeout=2) as resp:
-                return int(resp.status)
-        except urllib.error.HTTPError as exc:
-            return int(exc.code)
-        except OSError:
-            return 0
+        self.controller = ControllerProcess(
+            self.cp.kubeconfig,
+            log=self.controller_log,
+            args=[f"--artifact-bucket-url=file://{self.workdir / 'artifacts'}", *self.controller_args],
+            env=self.controller_env,
+        )
+        await self.controller.start(timeout=timeout)
+        self.metrics_port = self.controller.metrics_port
+        self.probe_port = self.controller.probe_port
+        self.upload_port = self.controller.upload_port
 
     def metrics(self) -> str:
         """The controller's /metrics page."""
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5) as resp:
-            return str(resp.read().decode())
+        assert self.controller is not None
+        return self.controller.metrics()
 
     async def stop_controller(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int | None:
         if self.controller is None:
             return None
         proc, self.controller = self.controller, None
-        if proc.poll() is None:
-            proc.send_signal(sig)
-            try:
-                await asyncio.to_thread(proc.wait, timeout)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                await asyncio.to_thread(proc.wait, 10)
-        return proc.returncode
+        return await proc.stop(sig, timeout)
 
     def tail_log(self, lines: int = 40) -> str:
-        try:
-            return "\n".join(self.controller_log.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
+        return _tail(self.controller_log, lines)
 
     async def kubectl(
         self, *args: str, check: bool = True, input: str | None = None

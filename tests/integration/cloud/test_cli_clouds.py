@@ -30,6 +30,7 @@ from substratus_controller.controllers.common import DATASETS
 from substratus_controller.runtime import resources as k8s
 from substratus_controller.runtime.client import Client, NotFound
 from substratus_controller.testing import ControlPlane, free_port
+from substratus_controller.testing.stack import ControllerProcess
 from tests.integration.cloud.test_gcp_iam import TOKEN, FakeIAMServer, member
 from tests.integration.cloud.test_gcp_metadata import FakeMetadataServer
 
@@ -37,39 +38,6 @@ pytestmark = pytest.mark.integration
 ACCOUNT = "123456789012"
 ROLE = f"arn:aws:iam::{ACCOUNT}:role/substratus"
 OIDC = "oidc.eks.us-west-2.amazonaws.com/id/EXAMPLE"
-
-
-class Controller:
-    """The CLI as a process; its log goes to a file."""
-
-    def __init__(self, cp: ControlPlane, cloud: str, env: dict[str, str], log: Path) -> None:
-        self.probe = free_port()
-        self.log = log
-        argv = [sys.executable, "-m", "substratus_controller.cli", "run", "--kubeconfig", str(cp.kubeconfig),
-                "--cloud", cloud, "--metrics-bind-address", "0", "--health-probe-bind-address",
-                f"127.0.0.1:{self.probe}", "--upload-bind-address", "0"]  # fmt: skip
-        with log.open("wb") as out:
-            self.proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env)
-
-    async def wait_ready(self, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            assert self.proc.poll() is None, self.log.read_text()[-3000:]
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{self.probe}/readyz", timeout=2) as r:
-                    if r.status == 200:
-                        return
-            except (urllib.error.URLError, OSError):
-                pass
-            await asyncio.sleep(0.2)
-        raise AssertionError(f"not ready:\n{self.log.read_text()[-3000:]}")
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
 
 
 async def eventually(check: Any, timeout: float = 30) -> Any:
@@ -139,12 +107,12 @@ async def test_aws_controller_wires_irsa_mountpoint_and_s3(
     iam.create_role(
         RoleName="substratus", AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []})
     )
-    env = {**os.environ, **creds, "AWS_ENDPOINT_URL": moto_url, "CLUSTER_NAME": "prod",
+    env = {**creds, "AWS_ENDPOINT_URL": moto_url, "CLUSTER_NAME": "prod",
            "ARTIFACT_BUCKET_URL": "s3://ml-artifacts", "PRINCIPAL": ROLE, "AWS_ACCOUNT_ID": ACCOUNT,
            "AWS_OIDC_PROVIDER": OIDC}  # fmt: skip
-    controller = Controller(crds, "aws", env, tmp_path / "controller.log")
+    controller = ControllerProcess(crds.kubeconfig, log=tmp_path / "controller.log", env=env, cloud="aws")
     try:
-        await controller.wait_ready()
+        await controller.start()
         await client.create(DATASETS, dataset(ns))
         job = await eventually(lambda: client.get(k8s.JOBS, "squad-data-loader", ns))
         pod = job["spec"]["template"]["spec"]
@@ -167,7 +135,7 @@ async def test_aws_controller_wires_irsa_mountpoint_and_s3(
         assert obj["status"]["artifacts"]["url"] == f"s3://ml-artifacts/{prefix}"
         assert '"cloud": "aws"' in controller.log.read_text() or '"cloud":"aws"' in controller.log.read_text()
     finally:
-        controller.stop()
+        await controller.stop()
 
 
 # --------------------------------------------------------------------------------------------------- gcp
@@ -183,9 +151,11 @@ async def test_gcp_controller_wires_workload_identity_and_gcs_fuse(
     env.pop("STORAGE_EMULATOR_HOST", None)
     env.update(GCE_METADATA_HOST=metadata.host, GCE_METADATA_IP=metadata.host, GCP_IAM_ENDPOINT=iam.url,
                GCP_IAM_CREDENTIALS_ENDPOINT=iam.url, CLOUDSDK_CONFIG=str(tmp_path), HOME=str(tmp_path))  # fmt: skip
-    controller = Controller(crds, "gcp", env, tmp_path / "controller.log")
+    controller = ControllerProcess(
+        crds.kubeconfig, log=tmp_path / "controller.log", env=env, cloud="gcp", inherit_env=False
+    )
     try:
-        await controller.wait_ready()
+        await controller.start()
         await client.create(DATASETS, dataset(ns))
         try:
             job = await eventually(lambda: client.get(k8s.JOBS, "squad-data-loader", ns))
@@ -203,6 +173,6 @@ async def test_gcp_controller_wires_workload_identity_and_gcs_fuse(
         obj = await client.get(DATASETS, "squad", ns)
         assert obj["status"]["artifacts"]["url"].startswith("gs://")
     finally:
-        controller.stop()
+        await controller.stop()
         await iam.stop()
         await metadata.stop()

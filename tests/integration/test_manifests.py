@@ -1,0 +1,101 @@
+"""The kustomize manifests: each overlay applies to a real API server; the controller's pod is "restricted"."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import yaml
+
+from substratus_controller.testing import ControlPlane
+from tests.conftest import ROOT
+from tests.pss import restricted_violations
+
+pytestmark = pytest.mark.integration
+OVERLAYS = ("local", "gcp", "aws")
+
+
+def kustomize(overlay: str) -> list[dict[str, Any]]:
+    out = subprocess.run(["kubectl", "kustomize", str(ROOT / "manifests" / "overlays" / overlay)],
+                         capture_output=True, text=True, check=True).stdout  # fmt: skip
+    return [d for d in yaml.safe_load_all(out) if d]
+
+
+def find(docs: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
+    return next(d for d in docs if d["kind"] == kind and d["metadata"]["name"] == name)
+
+
+@pytest.fixture(scope="module")
+def plane() -> Iterator[ControlPlane]:
+    with ControlPlane() as cp:
+        yield cp
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_overlay_applies_with_server_dry_run_and_for_real(plane: ControlPlane, overlay: str) -> None:
+    """`kubectl apply -k manifests/overlays/<cloud>`, then a server-side dry run of the same (an apply of an
+    installed operator must be clean too; a dry run cannot go first because it does not create the namespace
+    the other objects need). --validate=false only because this 1.20 server's OpenAPI lacks the CRDs' CEL field
+    (x-kubernetes-validations), which 1.25+ servers accept."""
+    env = dict(os.environ, KUBECONFIG=str(plane.kubeconfig))
+    path = str(ROOT / "manifests" / "overlays" / overlay)
+    for extra in ([], ["--dry-run=server"]):
+        proc = subprocess.run(["kubectl", "apply", "-k", path, "--validate=false", *extra],
+                              capture_output=True, text=True, env=env, check=False)  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+    got = plane.request("/apis/apps/v1/namespaces/substratus/deployments/substratus-controller")
+    config = plane.request("/api/v1/namespaces/substratus/configmaps/substratus-controller")
+    assert config["data"]["CLOUD"] == overlay
+    assert got["spec"]["template"]["spec"]["serviceAccountName"] == "substratus-controller"
+    for crd in ("datasets", "models", "notebooks", "servers"):
+        assert plane.request(f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{crd}.substratus.ai")
+
+
+@pytest.mark.parametrize("overlay", ["gcp", "aws"])
+def test_the_controller_pod_is_restricted_with_a_read_only_root(overlay: str) -> None:
+    docs = kustomize(overlay)
+    deployment = find(docs, "Deployment", "substratus-controller")
+    spec = deployment["spec"]["template"]["spec"]
+    assert restricted_violations(spec) == []
+    controller = spec["containers"][0]
+    assert controller["securityContext"]["readOnlyRootFilesystem"] is True
+    assert controller["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert controller["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert set(controller["resources"]) == {"requests", "limits"}
+    assert deployment["spec"]["replicas"] == 2
+    assert "--leader-elect" in controller["args"]
+    assert find(docs, "Namespace", "substratus")["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == (
+        "restricted"
+    )
+
+
+def test_the_local_overlay_breaks_restricted_only_for_the_artifact_directory() -> None:
+    docs = kustomize("local")
+    spec = find(docs, "Deployment", "substratus-controller")["spec"]["template"]["spec"]
+    assert sorted(restricted_violations(spec)) == sorted([
+        "volume artifacts: hostPath is not allowed",
+        "prepare-artifacts: capabilities added: CHOWN, DAC_OVERRIDE, FOWNER",
+        "prepare-artifacts: runAsNonRoot must be true",
+        "prepare-artifacts: runAsUser must not be 0",
+    ])  # fmt: skip
+    assert find(docs, "Namespace", "substratus")["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == (
+        "privileged"
+    )
+
+
+def test_rbac_has_no_wildcards_and_reads_no_secrets() -> None:
+    for overlay in OVERLAYS:
+        for doc in kustomize(overlay):
+            for rule in doc.get("rules", ()):
+                for field in ("apiGroups", "resources", "verbs"):
+                    assert "*" not in rule.get(field, ()), (doc["metadata"]["name"], rule)
+                if "secrets" in rule["resources"]:
+                    assert not {"get", "list", "watch"} & set(rule["verbs"]), rule
+
+
+def test_crd_copies_in_the_manifests_are_the_generated_ones() -> None:
+    for path in (ROOT / "api" / "v1").glob("*.yaml"):
+        assert (ROOT / "manifests" / "base" / "crds" / path.name).read_text() == path.read_text()
