@@ -6,9 +6,10 @@ ms per pass at 10,000 objects, see bench/results). Cached objects are acyclic JS
 counting), so the collector has nothing to find among them.
 
 - `paused()`: a context manager that disables the collector while any caller is inside (reference
-  counted, so concurrent relists compose) and restores it after, unless someone else had disabled it.
-- `freeze_survivors()`: after caches sync, move every live object to the permanent generation
-  (`gc.freeze`) so later collections skip the cache entirely.
+  counted, so concurrent relists compose). On the way out it moves everything alive into the permanent
+  generation (`gc.freeze`) before re-enabling: otherwise the first allocation afterwards would scan all the
+  freshly loaded objects at once (a ~200 ms pause at 10,000 Jobs). The price: a reference cycle created
+  during the relist is never collected (the decoded JSON has none).
 """
 
 from __future__ import annotations
@@ -32,11 +33,7 @@ def paused() -> Iterator[None]:
         yield
     finally:
         _depth -= 1
-        if _depth == 0 and _we_disabled:
-            gc.enable()
-
-
-def freeze_survivors() -> None:
-    """Collect once, then exempt everything alive from future collections."""
-    gc.collect()
-    gc.freeze()
+        if _depth == 0:
+            gc.freeze()
+            if _we_disabled:
+                gc.enable()

@@ -27,7 +27,6 @@ from typing import Any
 
 import structlog
 
-from . import gcpause
 from .cache import Cache
 from .client import Client
 from .controller import Controller
@@ -167,7 +166,6 @@ class Manager:
             if sync not in done:
                 return  # stop requested before sync
             self._synced = True
-            gcpause.freeze_survivors()  # the cache is long-lived and acyclic: keep it out of collections
             log.info("caches_synced", resources=[str(r.resource) for r in self.cache.resources])
             for r in self._runnables:
                 if not r.needs_leader:

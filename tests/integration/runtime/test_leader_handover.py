@@ -93,7 +93,10 @@ async def test_kill_and_sigterm_handover(operators: Operators, namespace: str) -
         leader = await wait_for(lambda: holder(client, namespace), 30)
         standby = "beta" if leader == "alpha" else "alpha"
         await client.create(toy.WIDGETS, toy.widget("w1", namespace))
-        assert await wait_for(lambda: reconciled_by(client, namespace, "w1"), 15) == leader
+        try:
+            assert await wait_for(lambda: reconciled_by(client, namespace, "w1"), 30) == leader
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\nleader {leader}:\n{operators.log(leader)}") from None
         await asyncio.sleep(1)  # both are settled: one leading, one standing by
         assert operators.procs[standby].poll() is None, operators.log(standby)
 
