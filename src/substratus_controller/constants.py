@@ -130,6 +130,11 @@ NOTEBOOK_TOKEN_ENV: Final = "NOTEBOOK_TOKEN"
 NOTEBOOK_PORT: Final = 8888
 SERVER_PORT: Final = 8080
 
+# Who workload pods run as (the "restricted" Pod Security Standard): a non-root user, and upstream's group
+# 3003, which is every workload pod's fsGroup. Cloud drivers make read-write bucket mounts writable for them.
+WORKLOAD_UID: Final = 1000
+WORKLOAD_GID: Final = 3003
+
 # Object names: parents are DNS labels so that they fit in label values; child names longer than a DNS
 # label are shortened with a hash (render/names.py).
 MAX_NAME_LENGTH: Final = 63

@@ -61,7 +61,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from substratus_controller.api.v1.types import GPUType
-from substratus_controller.constants import LABEL_MANAGED_BY, MANAGED_BY_VALUE
+from substratus_controller.constants import LABEL_MANAGED_BY, MANAGED_BY_VALUE, WORKLOAD_GID, WORKLOAD_UID
 
 from .base import (
     JSON,
@@ -84,8 +84,6 @@ ROLE_ARN_ANNOTATION = "eks.amazonaws.com/role-arn"
 CSI_DRIVER = "s3.csi.aws.com"
 MOUNT_CLAIM = "substratus-artifacts"
 MOUNT_CAPACITY = "1200Gi"  # required by the API, ignored by the Mountpoint CSI driver
-WORKLOAD_UID = 1000  # = render/security.py RUN_AS_USER (the cloud layer may not import render)
-WORKLOAD_GID = 3003  # = render/security.py RUN_AS_GROUP / FS_GROUP
 GPU_NAME_LABEL = "karpenter.k8s.aws/instance-gpu-name"
 GPU_MEMORY_LABEL = "karpenter.k8s.aws/instance-gpu-memory"
 MAX_URL_LIFETIME = 300  # seconds (S4)

@@ -59,6 +59,8 @@ from google.auth.transport.requests import Request as AuthRequest
 from google.cloud import storage
 from google.cloud.storage.retry import DEFAULT_RETRY
 
+from substratus_controller.constants import WORKLOAD_GID, WORKLOAD_UID
+
 from .base import (
     GPU_TOLERATION,
     JSON,
@@ -102,7 +104,7 @@ UPLOAD_CONTENT_TYPE = "application/octet-stream"
 # ----------------------------------------------------------------------------------------------- pods
 GCSFUSE_DRIVER = "gcsfuse.csi.storage.gke.io"
 # uid/gid of the workload pods (render/security.py; the cloud layer may not import render).
-GCSFUSE_MOUNT_OPTIONS = "implicit-dirs,uid=1000,gid=3003,file-mode=664,dir-mode=775"
+GCSFUSE_MOUNT_OPTIONS = f"implicit-dirs,uid={WORKLOAD_UID},gid={WORKLOAD_GID},file-mode=664,dir-mode=775"
 GCSFUSE_ANNOTATIONS = {
     "gke-gcsfuse/volumes": "true",
     "gke-gcsfuse/cpu-limit": "2",

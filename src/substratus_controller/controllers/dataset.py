@@ -13,30 +13,18 @@ from substratus_controller.render.workloads import loader_job
 from substratus_controller.runtime import resources as k8s
 
 from .common import Caches, KindReconciler, Plan
-from .plans import invalid_plan, parse, render_errors, start_plan, status_of
+from .plans import begin, invalid_plan, render_errors, status_of
 from .runs import plan_run, run_id
 
 JSON = dict[str, Any]
 
 
 def plan_dataset(raw: JSON, *, ctx: RenderContext, caches: Caches, now: str, stored_md5: str | None = None) -> Plan:
-    obj = parse(Dataset, raw)
-    if isinstance(obj, str):
-        return invalid_plan(raw, Kind.DATASET, obj, now)
+    start = begin(Dataset, Kind.DATASET, raw, ctx=ctx, caches=caches, now=now, stored_md5=stored_md5)
+    if isinstance(start, Plan):
+        return start
+    obj, plan, build, extra = start.obj, start.plan, start.build, start.extra
     meta = obj.metadata
-    try:
-        plan, build = start_plan(obj, Kind.DATASET, raw, ctx=ctx, caches=caches, now=now, stored_md5=stored_md5)
-    except render_errors() as exc:
-        return invalid_plan(raw, Kind.DATASET, exc, now)
-    blockers = build.blockers
-    artifacts = build.status | {
-        "artifacts": {"url": str(ctx.cloud.artifact_url(Kind.DATASET, meta.namespace, meta.name))}
-    }
-    if not obj.spec.image:
-        if not build.blockers:
-            return invalid_plan(raw, Kind.DATASET, "spec.image or spec.build must be set", now)
-        plan.status = status_of(raw, Kind.DATASET, main=None, blockers=blockers, now=now, extra=artifacts)
-        return plan
     rid = run_id(obj)
     try:
         desired = loader_job(obj, ctx, run_id=rid)
@@ -50,7 +38,7 @@ def plan_dataset(raw: JSON, *, ctx: RenderContext, caches: Caches, now: str, sto
     if run.apply:
         plan.prepare.append(ctx.cloud.artifact_url(Kind.DATASET, meta.namespace, meta.name))
     plan.delete += run.delete
-    plan.status = status_of(raw, Kind.DATASET, main=run.condition, blockers=blockers, now=now, extra=artifacts)
+    plan.status = status_of(raw, Kind.DATASET, main=run.condition, blockers=build.blockers, now=now, extra=extra)
     return plan
 
 

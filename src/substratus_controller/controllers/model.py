@@ -13,30 +13,18 @@ from substratus_controller.render.workloads import modeller_job
 from substratus_controller.runtime import resources as k8s
 
 from .common import Caches, KindReconciler, Plan
-from .plans import artifacts_of, dependency_gate, invalid_plan, parse, render_errors, start_plan, status_of
+from .plans import artifacts_of, begin, dependency_gate, invalid_plan, render_errors, status_of
 from .runs import plan_run, run_id
 
 JSON = dict[str, Any]
 
 
 def plan_model(raw: JSON, *, ctx: RenderContext, caches: Caches, now: str, stored_md5: str | None = None) -> Plan:
-    obj = parse(Model, raw)
-    if isinstance(obj, str):
-        return invalid_plan(raw, Kind.MODEL, obj, now)
+    start = begin(Model, Kind.MODEL, raw, ctx=ctx, caches=caches, now=now, stored_md5=stored_md5)
+    if isinstance(start, Plan):
+        return start
+    obj, plan, build, extra = start.obj, start.plan, start.build, start.extra
     meta = obj.metadata
-    try:
-        plan, build = start_plan(obj, Kind.MODEL, raw, ctx=ctx, caches=caches, now=now, stored_md5=stored_md5)
-    except render_errors() as exc:
-        return invalid_plan(raw, Kind.MODEL, exc, now)
-    blockers = build.blockers
-    artifacts = build.status | {
-        "artifacts": {"url": str(ctx.cloud.artifact_url(Kind.MODEL, meta.namespace, meta.name))}
-    }
-    if not obj.spec.image:
-        if not build.blockers:
-            return invalid_plan(raw, Kind.MODEL, "spec.image or spec.build must be set", now)
-        plan.status = status_of(raw, Kind.MODEL, main=None, blockers=blockers, now=now, extra=artifacts)
-        return plan
     job = caches.jobs.get(meta.namespace, modeller_job_name(meta.name))
     base = caches.models.get(meta.namespace, obj.spec.model.name) if obj.spec.model else None
     data = caches.datasets.get(meta.namespace, obj.spec.dataset.name) if obj.spec.dataset else None
@@ -67,14 +55,14 @@ def plan_model(raw: JSON, *, ctx: RenderContext, caches: Caches, now: str, store
         if gate is not None:
             plan.service_accounts.append(SA_MODELLER)
             plan.apply.append((k8s.CONFIGMAPS, params))
-            plan.status = status_of(raw, Kind.MODEL, main=gate, blockers=blockers, now=now, extra=artifacts)
+            plan.status = status_of(raw, Kind.MODEL, main=gate, blockers=build.blockers, now=now, extra=extra)
             return plan
     plan.service_accounts.append(SA_MODELLER)
     plan.apply += [(k8s.CONFIGMAPS, params), *run.apply]
     if run.apply:
         plan.prepare.append(ctx.cloud.artifact_url(Kind.MODEL, meta.namespace, meta.name))
     plan.delete += run.delete
-    plan.status = status_of(raw, Kind.MODEL, main=run.condition, blockers=blockers, now=now, extra=artifacts)
+    plan.status = status_of(raw, Kind.MODEL, main=run.condition, blockers=build.blockers, now=now, extra=extra)
     return plan
 
 

@@ -30,7 +30,7 @@ from substratus_controller.runtime.applier import is_up_to_date, stamp
 from substratus_controller.status.conditions import Cond
 
 from .common import DIGEST_ANNOTATION, Caches, KindReconciler, Plan
-from .plans import artifacts_of, dependency_gate, invalid_plan, parse, render_errors, start_plan, status_of
+from .plans import artifacts_of, begin, dependency_gate, invalid_plan, render_errors, status_of, wait_for_image
 
 JSON = dict[str, Any]
 STORAGE_ANNOTATION = ANNOTATION_NOTEBOOK_STORAGE
@@ -45,21 +45,19 @@ def pod_ready(pod: JSON) -> bool:
 
 def plan_notebook(raw: JSON, *, ctx: RenderContext, caches: Caches, now: str, stored_md5: str | None = None,
                   new_token: Any = lambda: secrets.token_urlsafe(32)) -> Plan:  # fmt: skip
-    obj = parse(Notebook, raw)
-    if isinstance(obj, str):
-        return invalid_plan(raw, Kind.NOTEBOOK, obj, now)
+    # No image gate here: suspension is reported even while the image is being built.
+    start = begin(
+        Notebook, Kind.NOTEBOOK, raw, ctx=ctx, caches=caches, now=now, stored_md5=stored_md5, gate_image=False
+    )
+    if isinstance(start, Plan):
+        return start
+    obj, plan, build, extra = start.obj, start.plan, start.build, start.extra
     meta = obj.metadata
     ns = meta.namespace
-    try:
-        plan, build = start_plan(obj, Kind.NOTEBOOK, raw, ctx=ctx, caches=caches, now=now, stored_md5=stored_md5)
-    except render_errors() as exc:
-        return invalid_plan(raw, Kind.NOTEBOOK, exc, now)
-    blockers = build.blockers
-    artifacts = build.status | {"artifacts": {"url": str(ctx.cloud.artifact_url(Kind.NOTEBOOK, ns, meta.name))}}
     pod = caches.pods.get(ns, notebook_pod_name(meta.name))
 
     def finish(main: Cond | None) -> Plan:
-        plan.status = status_of(raw, Kind.NOTEBOOK, main=main, blockers=blockers, now=now, extra=artifacts)
+        plan.status = status_of(raw, Kind.NOTEBOOK, main=main, blockers=build.blockers, now=now, extra=extra)
         return plan
 
     if obj.spec.suspend:
@@ -67,9 +65,7 @@ def plan_notebook(raw: JSON, *, ctx: RenderContext, caches: Caches, now: str, st
             plan.delete.append((k8s.PODS, pod))
         return finish(Cond(ConditionType.SERVING, False, Reason.SUSPENDED, "Notebook is suspended"))
     if not obj.spec.image:
-        if not build.blockers:
-            return invalid_plan(raw, Kind.NOTEBOOK, "spec.image or spec.build must be set", now)
-        return finish(None)
+        return wait_for_image(raw, Kind.NOTEBOOK, plan, build, extra=extra, now=now)
     storage = meta.annotations.get(STORAGE_ANNOTATION)
     if storage is not None and not _QUANTITY.match(storage):
         return invalid_plan(raw, Kind.NOTEBOOK, f"annotation {STORAGE_ANNOTATION}: {storage!r} is not a size like 20Gi",

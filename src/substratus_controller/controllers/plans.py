@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
 from pydantic import ValidationError
 
@@ -122,3 +123,44 @@ def start_plan(obj: Dataset | Model | Notebook | Server, kind: Kind, raw: JSON, 
     if build.sign_upload is not None and obj.spec.build is not None and obj.spec.build.upload is not None:
         plan.sign_upload = (build.sign_upload, obj.spec.build.upload.md5_checksum.lower())
     return plan, build
+
+
+@dataclass
+class Started(Generic[T]):
+    """A kind's plan past its prologue: the typed object, the Plan seeded with the build, the build's share,
+    and the status fields every outcome carries (build upload status, artifacts URL)."""
+
+    obj: T
+    plan: Plan
+    build: BuildPlan
+    extra: JSON
+
+
+def begin(cls: type[T], kind: Kind, raw: JSON, *, ctx: RenderContext, caches: Caches, now: str,
+          stored_md5: str | None, artifacts: bool = True, gate_image: bool = True) -> Started[T] | Plan:  # fmt: skip
+    """The prologue every kind shares: parse (InvalidSpec), plan the build (render errors), and, with
+    `gate_image`, stop while there is no image yet (waiting for the build, or InvalidSpec without a build).
+
+    Returns the finished Plan when the reconcile stops here, else what the kind needs to go on."""
+    obj = parse(cls, raw)
+    if isinstance(obj, str):
+        return invalid_plan(raw, kind, obj, now)
+    meta = obj.metadata
+    try:
+        plan, build = start_plan(obj, kind, raw, ctx=ctx, caches=caches, now=now, stored_md5=stored_md5)
+    except render_errors() as exc:
+        return invalid_plan(raw, kind, exc, now)
+    extra = dict(build.status)
+    if artifacts:
+        extra["artifacts"] = {"url": str(ctx.cloud.artifact_url(kind, meta.namespace, meta.name))}
+    if gate_image and not obj.spec.image:
+        return wait_for_image(raw, kind, plan, build, extra=extra, now=now)
+    return Started(obj, plan, build, extra)
+
+
+def wait_for_image(raw: JSON, kind: Kind, plan: Plan, build: BuildPlan, *, extra: JSON, now: str) -> Plan:
+    """No image yet: waiting for the build, or InvalidSpec when there is no build either."""
+    if not build.blockers:
+        return invalid_plan(raw, kind, "spec.image or spec.build must be set", now)
+    plan.status = status_of(raw, kind, main=None, blockers=build.blockers, now=now, extra=extra)
+    return plan

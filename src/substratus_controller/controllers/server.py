@@ -14,31 +14,23 @@ from substratus_controller.runtime import resources as k8s
 from substratus_controller.status.conditions import Cond
 
 from .common import Caches, KindReconciler, Plan
-from .plans import artifacts_of, dependency_gate, invalid_plan, parse, render_errors, start_plan, status_of
+from .plans import artifacts_of, begin, dependency_gate, invalid_plan, render_errors, status_of
 
 JSON = dict[str, Any]
 
 
 def plan_server(raw: JSON, *, ctx: RenderContext, caches: Caches, now: str, stored_md5: str | None = None) -> Plan:
-    obj = parse(Server, raw)
-    if isinstance(obj, str):
-        return invalid_plan(raw, Kind.SERVER, obj, now)
+    start = begin(Server, Kind.SERVER, raw, ctx=ctx, caches=caches, now=now, stored_md5=stored_md5, artifacts=False)
+    if isinstance(start, Plan):
+        return start
+    obj, plan, build, extra = start.obj, start.plan, start.build, start.extra
     meta = obj.metadata
     ns = meta.namespace
-    try:
-        plan, build = start_plan(obj, Kind.SERVER, raw, ctx=ctx, caches=caches, now=now, stored_md5=stored_md5)
-    except render_errors() as exc:
-        return invalid_plan(raw, Kind.SERVER, exc, now)
-    blockers = build.blockers
 
     def finish(main: Cond | None) -> Plan:
-        plan.status = status_of(raw, Kind.SERVER, main=main, blockers=blockers, now=now, extra=build.status)
+        plan.status = status_of(raw, Kind.SERVER, main=main, blockers=build.blockers, now=now, extra=extra)
         return plan
 
-    if not obj.spec.image:
-        if not build.blockers:
-            return invalid_plan(raw, Kind.SERVER, "spec.image or spec.build must be set", now)
-        return finish(None)
     deployment = caches.deployments.get(ns, server_name(meta.name))
     model = caches.models.get(ns, obj.spec.model.name)
     if deployment is None or model is None:  # the Model gates the first start, not a running Server

@@ -19,9 +19,11 @@ from __future__ import annotations
 
 from typing import Any
 
-RUN_AS_USER = 1000
-RUN_AS_GROUP = 3003
-FS_GROUP = 3003
+from substratus_controller.constants import WORKLOAD_GID, WORKLOAD_UID
+
+RUN_AS_USER = WORKLOAD_UID
+RUN_AS_GROUP = WORKLOAD_GID
+FS_GROUP = WORKLOAD_GID
 
 
 def pod_security_context() -> dict[str, Any]:
