@@ -10,10 +10,9 @@ from substratus_controller.render.context import RenderContext
 from substratus_controller.render.names import loader_job_name
 from substratus_controller.render.params import params_configmap
 from substratus_controller.render.workloads import loader_job
-from substratus_controller.runtime import resources as k8s
 
 from .common import Caches, KindReconciler, Plan
-from .plans import begin, invalid_plan, render_errors, status_of
+from .plans import adopt_run, begin, invalid_plan, render_errors, status_of
 from .runs import plan_run, run_id
 
 JSON = dict[str, Any]
@@ -33,11 +32,8 @@ def plan_dataset(raw: JSON, *, ctx: RenderContext, caches: Caches, now: str, sto
         return invalid_plan(raw, Kind.DATASET, exc, now, build=build)
     run = plan_run(obj, raw, job=caches.jobs.get(meta.namespace, loader_job_name(meta.name)), desired=desired,
                    what="data loader", rid=rid)  # fmt: skip
-    plan.service_accounts.append(SA_DATA_LOADER)
-    plan.apply += [(k8s.CONFIGMAPS, params), *run.apply]
-    if run.apply:
-        plan.prepare.append(ctx.cloud.artifact_url(Kind.DATASET, meta.namespace, meta.name))
-    plan.delete += run.delete
+    prefix = ctx.cloud.artifact_url(Kind.DATASET, meta.namespace, meta.name)
+    adopt_run(plan, run, service_account=SA_DATA_LOADER, params=params, prefix=prefix)
     plan.status = status_of(raw, Kind.DATASET, main=run.condition, blockers=build.blockers, now=now, extra=extra)
     return plan
 

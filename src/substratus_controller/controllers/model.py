@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from substratus_controller.api.v1.kinds import Model
@@ -10,10 +11,9 @@ from substratus_controller.render.context import RenderContext
 from substratus_controller.render.names import modeller_job_name
 from substratus_controller.render.params import params_configmap
 from substratus_controller.render.workloads import modeller_job
-from substratus_controller.runtime import resources as k8s
 
 from .common import Caches, KindReconciler, Plan
-from .plans import artifacts_of, begin, dependency_gate, invalid_plan, render_errors, status_of
+from .plans import adopt_run, artifacts_of, begin, dependency_gate, invalid_plan, render_errors, status_of
 from .runs import plan_run, run_id
 
 JSON = dict[str, Any]
@@ -41,6 +41,7 @@ def plan_model(raw: JSON, *, ctx: RenderContext, caches: Caches, now: str, store
     except render_errors() as exc:
         return invalid_plan(raw, Kind.MODEL, exc, now, build=build)
     run = plan_run(obj, raw, job=job, desired=desired, what="modeller", rid=rid)
+    prefix = ctx.cloud.artifact_url(Kind.MODEL, meta.namespace, meta.name)
     if run.apply:  # about to start a run: the base model and the dataset must be ready first
         gates = []
         if obj.spec.model:
@@ -52,16 +53,12 @@ def plan_model(raw: JSON, *, ctx: RenderContext, caches: Caches, now: str, store
                                          missing=Reason.DATASET_NOT_FOUND, not_ready=Reason.DATASET_NOT_READY,
                                          ctype=ConditionType.COMPLETE))  # fmt: skip
         gate = next((g for g in gates if g is not None), None)
-        if gate is not None:
-            plan.service_accounts.append(SA_MODELLER)
-            plan.apply.append((k8s.CONFIGMAPS, params))
+        if gate is not None:  # the ServiceAccount and ConfigMap are ready; the Job waits
+            adopt_run(plan, dataclasses.replace(run, apply=[]), service_account=SA_MODELLER, params=params,
+                      prefix=prefix)  # fmt: skip
             plan.status = status_of(raw, Kind.MODEL, main=gate, blockers=build.blockers, now=now, extra=extra)
             return plan
-    plan.service_accounts.append(SA_MODELLER)
-    plan.apply += [(k8s.CONFIGMAPS, params), *run.apply]
-    if run.apply:
-        plan.prepare.append(ctx.cloud.artifact_url(Kind.MODEL, meta.namespace, meta.name))
-    plan.delete += run.delete
+    adopt_run(plan, run, service_account=SA_MODELLER, params=params, prefix=prefix)
     plan.status = status_of(raw, Kind.MODEL, main=run.condition, blockers=build.blockers, now=now, extra=extra)
     return plan
 

@@ -13,10 +13,12 @@ from substratus_controller.constants import ConditionType, Kind, Reason
 from substratus_controller.render.context import RenderContext
 from substratus_controller.render.errors import InvalidSpecError
 from substratus_controller.render.names import build_job_name
+from substratus_controller.runtime import resources as k8s
 from substratus_controller.status.conditions import Cond, merge_conditions, ready_condition
 
 from .build import BuildPlan, plan_build
 from .common import Caches, Plan
+from .runs import RunPlan
 
 JSON = dict[str, Any]
 T = TypeVar("T", Dataset, Model, Notebook, Server)
@@ -164,3 +166,13 @@ def wait_for_image(raw: JSON, kind: Kind, plan: Plan, build: BuildPlan, *, extra
         return invalid_plan(raw, kind, "spec.image or spec.build must be set", now)
     plan.status = status_of(raw, kind, main=None, blockers=build.blockers, now=now, extra=extra)
     return plan
+
+
+def adopt_run(plan: Plan, run: RunPlan, *, service_account: str, params: JSON, prefix: BucketURL) -> None:
+    """Fold a Dataset/Model run into the plan: its ServiceAccount, params ConfigMap, the run's Job changes,
+    and (when a Job is about to start) the artifact prefix to prepare for it."""
+    plan.service_accounts.append(service_account)
+    plan.apply += [(k8s.CONFIGMAPS, params), *run.apply]
+    if run.apply:
+        plan.prepare.append(prefix)
+    plan.delete += run.delete

@@ -10,14 +10,11 @@ mounts, an upload build Job), so the driver's pieces are also seen in place.
 from __future__ import annotations
 
 import dataclasses
-import difflib
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from substratus_controller import yamlio
 from substratus_controller.api.v1 import Model
@@ -26,6 +23,7 @@ from substratus_controller.cloud.aws import AWSDriver
 from substratus_controller.cloud.base import BucketURL, Mount, UnsupportedGPUError
 from substratus_controller.constants import SA_BUILDER, SA_MODELLER, Kind
 from substratus_controller.render import RenderContext, build_job, modeller_job, service_account, target_image
+from tests.golden_files import check_golden, updating
 
 GOLDEN = Path(__file__).resolve().parents[2] / "golden" / "cloud" / "aws"
 JSON = dict[str, Any]
@@ -172,7 +170,7 @@ CASES: dict[str, Callable[[], list[JSON]]] = {
 
 def test_no_stray_golden_files() -> None:
     found = {p.stem for p in GOLDEN.glob("*.yaml")}
-    if os.environ.get("UPDATE_GOLDEN") == "1":
+    if updating():
         for stale in found - set(CASES):
             (GOLDEN / f"{stale}.yaml").unlink()
         return
@@ -182,22 +180,7 @@ def test_no_stray_golden_files() -> None:
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_golden(case: str) -> None:
     text = yamlio.dump_all(CASES[case]())
-    expected_file = GOLDEN / f"{case}.yaml"
-    if os.environ.get("UPDATE_GOLDEN") == "1":
-        GOLDEN.mkdir(parents=True, exist_ok=True)
-        expected_file.write_text(text)
-    assert expected_file.exists(), f"{expected_file} missing: run with UPDATE_GOLDEN=1 and review the diff"
-    expected_text = expected_file.read_text()
-    if list(yaml.safe_load_all(text)) != list(yaml.safe_load_all(expected_text)):
-        diff = "".join(
-            difflib.unified_diff(
-                expected_text.splitlines(keepends=True),
-                text.splitlines(keepends=True),
-                fromfile=str(expected_file),
-                tofile="rendered",
-            )
-        )
-        pytest.fail(f"aws driver output differs from {expected_file} (UPDATE_GOLDEN=1 to accept):\n{diff}")
+    check_golden(text, GOLDEN / f"{case}.yaml", what="aws driver output")
 
 
 @pytest.mark.parametrize("case", sorted(CASES))

@@ -8,14 +8,11 @@ Review changes to them as diffs.
 
 from __future__ import annotations
 
-import difflib
-import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from substratus_controller import yamlio
 from substratus_controller.api.v1 import Model
@@ -24,6 +21,7 @@ from substratus_controller.cloud.base import BucketURL, BucketVolume, DriverSett
 from substratus_controller.cloud.gcp import GCPDriver, create_driver
 from substratus_controller.constants import SA_BUILDER, SA_MODELLER, Kind
 from substratus_controller.render import RenderContext, build_job, modeller_job, service_account, target_image
+from tests.golden_files import check_golden
 
 GOLDEN = Path(__file__).resolve().parents[2] / "golden" / "cloud" / "gcp"
 JSON = dict[str, Any]
@@ -173,22 +171,7 @@ def test_every_golden_file_has_a_case() -> None:
 async def test_golden(name: str) -> None:
     produced = await CASES[name]()
     text = yamlio.dump_all(produced) if isinstance(produced, list) else yamlio.dump(produced)
-    expected_file = GOLDEN / f"{name}.yaml"
-    if os.environ.get("UPDATE_GOLDEN") == "1":
-        GOLDEN.mkdir(parents=True, exist_ok=True)
-        expected_file.write_text(text)
-    assert expected_file.exists(), f"{expected_file} missing: run with UPDATE_GOLDEN=1 and review the diff"
-    expected_text = expected_file.read_text()
-    if list(yaml.safe_load_all(text)) != list(yaml.safe_load_all(expected_text)):
-        diff = "".join(
-            difflib.unified_diff(
-                expected_text.splitlines(keepends=True),
-                text.splitlines(keepends=True),
-                fromfile=str(expected_file),
-                tofile="produced",
-            )
-        )
-        pytest.fail(f"gcp driver output differs from {expected_file} (UPDATE_GOLDEN=1 to accept):\n{diff}")
+    check_golden(text, GOLDEN / f"{name}.yaml", what="gcp driver output")
 
 
 @pytest.mark.parametrize("name", sorted(CASES))

@@ -5,14 +5,12 @@ Review changes to the golden files as diffs: they are the exact bodies the contr
 
 from __future__ import annotations
 
-import difflib
-import os
 from pathlib import Path
 
 import pytest
-import yaml
 
 from substratus_controller import yamlio
+from tests.golden_files import check_golden
 
 from .golden import GOLDEN, case_dirs, case_id, render_case
 
@@ -36,23 +34,7 @@ def test_all_cases_present() -> None:
 def test_golden(case: Path) -> None:
     children, _ = render_case(case)
     text = yamlio.dump_all(children)
-    expected_file = case / "expected.yaml"
-    if os.environ.get("UPDATE_GOLDEN") == "1":
-        expected_file.write_text(text)
-    assert expected_file.exists(), f"{expected_file} missing: run with UPDATE_GOLDEN=1 and review the diff"
-    expected_text = expected_file.read_text()
-    expected = list(yaml.safe_load_all(expected_text))
-    actual = list(yaml.safe_load_all(text))
-    if actual != expected:
-        diff = "".join(
-            difflib.unified_diff(
-                expected_text.splitlines(keepends=True),
-                text.splitlines(keepends=True),
-                fromfile=str(expected_file),
-                tofile="rendered",
-            )
-        )
-        pytest.fail(f"rendered children differ from {expected_file} (UPDATE_GOLDEN=1 to accept):\n{diff}")
+    check_golden(text, case / "expected.yaml", what="rendered children")
 
 
 @pytest.mark.parametrize("case", CASES, ids=[case_id(c) for c in CASES])

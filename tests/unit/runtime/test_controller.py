@@ -20,7 +20,7 @@ def sample(metrics: RuntimeMetrics, name: str, **labels: str) -> float:
     return metrics.registry.get_sample_value(name, labels) or 0.0
 
 
-async def settle(clock: FakeClock | None = None, rounds: int = 50) -> None:
+async def settle(rounds: int = 50) -> None:
     for _ in range(rounds):
         await asyncio.sleep(0)
 
