@@ -103,6 +103,13 @@ class Reason(StrEnum):
     INVALID_SPEC = "InvalidSpec"
     UNSUPPORTED_GPU = "UnsupportedGPU"
     SPEC_CHANGED = "SpecChanged"
+    # what the pods of a run, a Notebook or a Server report (status/pods.py)
+    CONTAINER_FAILED = "ContainerFailed"
+    OOM_KILLED = "OOMKilled"
+    IMAGE_PULL_FAILED = "ImagePullFailed"
+    CRASH_LOOP_BACK_OFF = "CrashLoopBackOff"
+    UNSCHEDULABLE = "Unschedulable"
+    CONTAINER_CONFIG_ERROR = "ContainerConfigError"
 
 
 # Fixed, per-namespace ServiceAccounts.
@@ -126,6 +133,10 @@ ARTIFACTS_PATH: Final = "/content/artifacts"
 DATA_PATH: Final = "/content/data"
 MODEL_PATH: Final = "/content/model"
 PARAM_ENV_PREFIX: Final = "PARAM_"
+# Writable directories every workload gets (emptyDirs), because images built as root (upstream's way) have
+# no home for uid 1000 and a root-owned /content: HOME (with the caches under it) and /tmp.
+HOME_DIR: Final = "/home/substratus"
+TMP_DIR: Final = "/tmp"
 NOTEBOOK_TOKEN_ENV: Final = "NOTEBOOK_TOKEN"
 NOTEBOOK_PORT: Final = 8888
 SERVER_PORT: Final = 8080

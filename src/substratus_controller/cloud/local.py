@@ -14,10 +14,12 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
 from substratus_controller.api.v1.types import GPUType
+from substratus_controller.constants import WORKLOAD_GID, WORKLOAD_UID
 
 from .base import (
     GPU_TOLERATION,
@@ -77,11 +79,14 @@ class LocalDriver(CloudDriver):
         return await asyncio.to_thread(read_md5, Path(url.path))
 
     async def prepare_artifacts(self, url: BucketURL, subdirs: Sequence[str]) -> None:
-        """Create `<prefix>/<subdir>` world-writable, so non-root pods can write into their hostPath mounts.
+        """Create `<prefix>/<subdir>` writable for the workloads (uid 1000, group 3003) before they start.
 
-        The controller shares the node's artifact directory on a single-node cluster (it also receives uploads
-        there). When that directory is not visible to the controller (e.g. a multi-node cluster) this is a
-        no-op and pods rely on the kubelet's DirectoryOrCreate.
+        hostPath volumes are not chowned by fsGroup, and the kubelet's DirectoryOrCreate makes root:root 0755
+        directories that uid 1000 cannot write. A controller running as root (on the node) makes them
+        1000:3003 with mode 2775 (new files keep group 3003); a non-root one (the local overlay's, whose
+        artifact root is 1777) makes them 0777. The controller shares the node's artifact directory on a
+        single-node cluster (it also receives uploads there); when it is not visible (a multi-node
+        cluster) this is a no-op.
         """
         base = Path(self.artifact_bucket.path)
 
@@ -91,7 +96,11 @@ class LocalDriver(CloudDriver):
             for sub in subdirs:
                 path = Path(url.path) / sub
                 path.mkdir(parents=True, exist_ok=True)
-                path.chmod(0o777)
+                if os.geteuid() == 0:
+                    os.chown(path, WORKLOAD_UID, WORKLOAD_GID)
+                    path.chmod(0o2775)
+                else:
+                    path.chmod(0o777)
 
         await asyncio.to_thread(make)
 

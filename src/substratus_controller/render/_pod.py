@@ -2,8 +2,14 @@
 mounts, restricted security contexts, resources and GPU placement.
 
 Invariants:
-- Volumes and mounts come in a fixed order: `params`, own `artifacts`, `dataset`, `model`, then extras;
-  env is sorted; so the same object always renders the same pod.
+- Volumes and mounts come in a fixed order: `params`, own `artifacts`, `dataset`, `model`, then extras,
+  then the writable scratch directories `home` and `tmp` (render/scratch.py); env is sorted; so the same
+  object always renders the same pod.
+- `imagePullPolicy` is Kubernetes' own default made explicit (`pull_policy`): IfNotPresent for a tagged or
+  digest-pinned image, Always for an untagged or `:latest` one. Images loaded into a node (kind, the test
+  node) therefore run when tagged, and a moving tag is still pulled.
+- `terminationMessagePolicy: FallbackToLogsOnError`: a container that fails without writing
+  /dev/termination-log still leaves its last log lines as the termination message the operator reports.
 - The params ConfigMap is mounted with subPath at `/content/params.json`, read-only.
 - Bucket mounts come from the cloud driver (`mount_bucket`); their pod annotations are merged into the
   pod's (GCS FUSE needs them), after `kubectl.kubernetes.io/default-container`.
@@ -24,9 +30,19 @@ from .labels import Parent
 from .names import params_configmap_name
 from .params import PARAMS_KEY
 from .resources import container_resources
+from .scratch import scratch_env, scratch_volumes
 from .security import container_security_context, pod_security_context
 
 PARAMS_VOLUME = "params"
+TERMINATION_MESSAGE_POLICY = "FallbackToLogsOnError"
+
+
+def pull_policy(image: str) -> str:
+    """IfNotPresent for `name:tag` (tag other than latest) or `name@sha256:...`, Always otherwise."""
+    if "@" in image:
+        return "IfNotPresent"
+    tag = image.rsplit("/", 1)[-1].partition(":")[2]
+    return "IfNotPresent" if tag and tag != "latest" else "Always"
 
 
 @dataclass
@@ -74,22 +90,27 @@ def workload_pod(
     env_extra: Sequence[JSON] = (),
     container_extra: JSON | None = None,
     restart_policy: str | None = None,
+    jupyter: bool = False,
+    init_containers: Sequence[JSON] = (),
 ) -> tuple[dict[str, str], JSON]:
     """(pod annotations, pod spec) of the single-container workload pod of `obj`.
 
-    `container_extra` holds container fields placed after `env` (imagePullPolicy, ports, readinessProbe).
-    Raises InvalidSpecError (image, env, params) and UnsupportedGPUError (resources.gpu).
+    `container_extra` holds container fields placed after `env` (ports, readinessProbe); `jupyter` adds
+    Jupyter's directories to the scratch env defaults; `init_containers` run before it (see
+    `init_container`). Raises InvalidSpecError (image, env, params) and UnsupportedGPUError (resources.gpu).
     """
     image = require_image(obj)
     resources, node_selector, tolerations = container_resources(obj.spec.resources, ctx.cloud)
-    body: JSON = {"name": container, "image": image}
-    extra = dict(container_extra or {})
-    put(body, "imagePullPolicy", extra.pop("imagePullPolicy", None))
+    volumes.add(scratch_volumes())
+    body: JSON = {"name": container, "image": image, "imagePullPolicy": pull_policy(image)}
     put(body, "command", list(command or []))
-    put(body, "env", container_env(env=obj.spec.env, params=obj.spec.params, extra=env_extra))
-    for key, value in extra.items():
+    env = container_env(env=obj.spec.env, params=obj.spec.params, extra=env_extra,
+                        defaults=scratch_env(jupyter=jupyter))  # fmt: skip
+    put(body, "env", env)
+    for key, value in (container_extra or {}).items():
         put(body, key, value)
     put(body, "resources", resources)
+    body["terminationMessagePolicy"] = TERMINATION_MESSAGE_POLICY
     put(body, "volumeMounts", volumes.mounts)
     body["securityContext"] = container_security_context()
 
@@ -98,8 +119,22 @@ def workload_pod(
     spec["securityContext"] = pod_security_context()
     put(spec, "nodeSelector", node_selector)
     put(spec, "tolerations", tolerations)
+    put(spec, "initContainers", list(init_containers))
     spec["containers"] = [body]
     put(spec, "volumes", volumes.volumes)
     annotations = {ANNOTATION_DEFAULT_CONTAINER: container}
     annotations.update((k, v) for k, v in volumes.annotations.items() if k != ANNOTATION_DEFAULT_CONTAINER)
     return annotations, spec
+
+
+def init_container(name: str, image: str, *, command: Sequence[str], mounts: Sequence[JSON]) -> JSON:
+    """A helper container run before a workload, with the workload's restricted context and pull policy."""
+    return {
+        "name": name,
+        "image": image,
+        "imagePullPolicy": pull_policy(image),
+        "command": list(command),
+        "terminationMessagePolicy": TERMINATION_MESSAGE_POLICY,
+        "volumeMounts": [volume_mount(m) for m in mounts],
+        "securityContext": container_security_context(),
+    }

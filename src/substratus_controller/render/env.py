@@ -9,7 +9,8 @@ Invariants (upstream-behaviour.md §4.3, decisions.md §1 and §2.4):
   `prefix ${{ secrets.a.b }}` into a secret reference, dropping the prefix). There is no escape syntax.
 - Other values are literals; an empty literal is rendered without `value` (same meaning, nothing empty).
 - The result is sorted by name; one name set by two sources (spec.env, spec.params, the controller) is an
-  InvalidSpecError naming both, never a silent override.
+  InvalidSpecError naming both, never a silent override. Controller *defaults* (HOME, TMPDIR, the caches:
+  render/scratch.py) are the exception: they apply only where spec.env does not set the name.
 """
 
 from __future__ import annotations
@@ -53,8 +54,10 @@ def user_env(env: Mapping[str, str] | None) -> list[JSON]:
     return [env_var(name, (env or {})[name]) for name in sorted(env or {})]
 
 
-def container_env(*, env: Mapping[str, str] | None, params: ParamsMap | None, extra: Sequence[JSON] = ()) -> list[JSON]:
-    """User env + `PARAM_*` vars + controller-provided `extra`, sorted by name; duplicates are errors."""
+def container_env(*, env: Mapping[str, str] | None, params: ParamsMap | None, extra: Sequence[JSON] = (),
+                  defaults: Sequence[JSON] = ()) -> list[JSON]:  # fmt: skip
+    """User env + `PARAM_*` vars + controller-provided `extra` + the `defaults` spec.env does not override,
+    sorted by name; other duplicates are errors."""
     sources: dict[str, str] = {}
     out: list[JSON] = []
 
@@ -74,5 +77,8 @@ def container_env(*, env: Mapping[str, str] | None, params: ParamsMap | None, ex
         add(var, f"spec.params.{key}", "spec.params")
     for var in extra:
         add(dict(var), "the controller (reserved name)", "spec.env")
+    for var in defaults:
+        if str(var["name"]) not in sources:
+            add(dict(var), "the controller (default)", "spec.env")
     out.sort(key=lambda var: str(var["name"]))
     return out

@@ -10,6 +10,12 @@ Invariants (upstream-behaviour.md §7.1 HEAD, decisions.md §2.5 and §2.10):
   instead of upstream's literal `default`; user env may not set it (InvalidSpecError).
 - Mounts: params, own `artifacts/` RW at /content/artifacts, dataset RO at /content/data, model RO at
   /content/model, and with a PVC the volume `work` at /content/work (survives suspend/resume).
+- A writable /content: upstream notebooks save into /content, which a root-built image's `WORKDIR
+  /content` makes read-only for uid 1000. The emptyDir `content` is mounted at /content, and the init
+  container `content` (the notebook's own image, same user) first copies the image's /content into it,
+  skipping what is mounted over it (data, model, artifacts, params.json). The copy lives as long as the
+  Pod (suspend deletes it); `kubectl notebook` syncs changed files back, /content/work persists with a PVC.
+  The image needs `sh` and `cp` for that (it needs python3 anyway for the sync watcher).
 - The Secret and the PVC are owned by the Notebook, so they live as long as it does (suspend keeps them).
 """
 
@@ -29,13 +35,22 @@ from substratus_controller.constants import (
     Kind,
 )
 
-from ._common import JSON, child_metadata, identity
-from ._pod import PodVolumes, workload_pod
+from ._common import JSON, child_metadata, identity, require_image
+from ._pod import PodVolumes, init_container, workload_pod
 from .context import RenderContext
 from .names import notebook_pod_name, notebook_pvc_name, notebook_token_secret_name
 from .workloads import dependency_mounts, own_artifacts
 
 TOKEN_KEY = "token"
+CONTENT_VOLUME = "content"
+CONTENT_COPY_PATH = "/substratus/content"
+INIT_CONTAINER = "content"
+# copy the image's /content (dot-files too) into the emptyDir, except what is mounted over it
+COPY_CONTENT = (
+    f"[ -d {CONTENT_DIR} ] || exit 0; for f in {CONTENT_DIR}/* {CONTENT_DIR}/.[!.]* {CONTENT_DIR}/..?*; do "
+    '[ -e "$f" ] || [ -L "$f" ] || continue; case "${f##*/}" in data|model|artifacts|params.json) continue;; esac; '
+    f'cp -Rp "$f" {CONTENT_COPY_PATH}/ || exit 1; done'
+)
 WORK_VOLUME = "work"
 WORK_PATH = f"{CONTENT_DIR}/work"
 PORT_NAME = "notebook"
@@ -75,6 +90,12 @@ def notebook_pod(
         dataset_ref=nb.spec.dataset.name if nb.spec.dataset else None,
         dataset_url=dataset_url,
     )
+    volumes.add(
+        BucketVolume(
+            volumes=[{"name": CONTENT_VOLUME, "emptyDir": {}}],
+            mounts=[{"name": CONTENT_VOLUME, "mountPath": CONTENT_DIR}],
+        )
+    )
     if pvc:
         volumes.add(
             BucketVolume(
@@ -82,6 +103,8 @@ def notebook_pod(
                 mounts=[{"name": WORK_VOLUME, "mountPath": WORK_PATH}],
             )
         )
+    copy_content = init_container(INIT_CONTAINER, require_image(nb), command=["sh", "-c", COPY_CONTENT],
+                                  mounts=[{"name": CONTENT_VOLUME, "mountPath": CONTENT_COPY_PATH}])  # fmt: skip
     token_env = {"name": NOTEBOOK_TOKEN_ENV, "valueFrom": {"secretKeyRef": {"name": token_secret, "key": TOKEN_KEY}}}
     annotations, spec = workload_pod(
         nb,
@@ -91,6 +114,8 @@ def notebook_pod(
         volumes=volumes,
         command=DEFAULT_COMMAND if nb.spec.command is None else nb.spec.command,
         env_extra=[token_env],
+        jupyter=True,
+        init_containers=[copy_content],
         container_extra={
             "ports": [{"name": PORT_NAME, "containerPort": NOTEBOOK_PORT}],
             "readinessProbe": {"httpGet": {"path": READINESS_PATH, "port": NOTEBOOK_PORT}},

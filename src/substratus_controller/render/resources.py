@@ -1,10 +1,13 @@
 """Compute resources of a workload container, and the GPU node placement that goes with them.
 
 Invariants (upstream-behaviour.md §6, decisions.md §2.8):
-- Requests only, never CPU/memory limits: `cpu: "<n>"`, `memory: "<n>Gi"`, `ephemeral-storage: "<n>Gi"`
-  (from `disk`). Quantities are rendered in the canonical form the API server stores, so applies compare
-  equal. Zero values are omitted (upstream wrote explicit `0`s; an absent request means the same thing
-  except under a LimitRange, where the namespace default then applies, which is what an admin expects).
+- Requests `cpu: "<n>"`, `memory: "<n>Gi"`, `ephemeral-storage: "<n>Gi"` (from `disk`), and a memory
+  limit equal to the memory request: a workload gets what it declared, and an overrun is an OOMKill the
+  operator reports (`OOMKilled`) instead of a noisy neighbour or a node-level eviction. No CPU limit
+  (throttling would only slow a workload down). Quantities are rendered in the canonical form the API
+  server stores, so applies compare equal. Zero values are omitted (upstream wrote explicit `0`s; an
+  absent request means the same thing except under a LimitRange, where the namespace default then
+  applies, which is what an admin expects).
 - No `resources` at all: the cloud's defaults (`cloud.default_resources()`; zeros on the local driver).
 - A GPU with count > 0 sets request AND limit of the cloud's GPU resource (extended resources must have
   equal request and limit), and takes node selector and tolerations from the cloud's GPU table;
@@ -32,11 +35,11 @@ def container_resources(resources: Resources | None, cloud: CloudDriver) -> tupl
     requests: dict[str, str] = {}
     if cpu:
         requests["cpu"] = str(cpu)
+    limits: dict[str, str] = {}
     if memory:
-        requests["memory"] = f"{memory}Gi"
+        requests["memory"] = limits["memory"] = f"{memory}Gi"
     if disk:
         requests["ephemeral-storage"] = f"{disk}Gi"
-    limits: dict[str, str] = {}
     node_selector: dict[str, str] = {}
     tolerations: list[JSON] = []
     if gpu is not None and gpu.count > 0:

@@ -2,9 +2,9 @@
 
 Invariants:
 - Deployment: 1 replica, selector `substratus.ai/server: <name>, role: run` (immutable for its life),
-  container `serve` with `imagePullPolicy: Always`, port `http-serve` 8080, readiness `GET /` on
-  `http-serve`, SA `model-server`, restricted security contexts, mounts params and the served Model's
-  `artifacts/` read-only at /content/model.
+  container `serve` (pull policy as for every workload: IfNotPresent when tagged), port `http-serve`
+  8080, readiness `GET /` on `http-serve`, SA `model-server`, restricted security contexts, mounts
+  params and the served Model's `artifacts/` read-only at /content/model.
 - Service: ClusterIP, same selector, port `http` 8080/TCP -> `http-serve`.
 - Env is sorted, so re-rendering an unchanged Server never rolls its Deployment.
 """
@@ -41,7 +41,6 @@ def server_deployment(server: Server, ctx: RenderContext, *, model_url: BucketUR
         volumes=volumes,
         command=server.spec.command,
         container_extra={
-            "imagePullPolicy": "Always",
             "ports": [{"name": PORT_NAME, "containerPort": SERVER_PORT}],
             "readinessProbe": {"httpGet": {"path": "/", "port": PORT_NAME}},
         },

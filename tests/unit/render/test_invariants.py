@@ -22,7 +22,7 @@ import pytest
 
 from substratus_controller.cloud.local import DEFAULT_ARTIFACT_BUCKET
 
-from .golden import all_outputs
+from .golden import GOLDEN, all_outputs, load_input
 
 OUTPUTS = all_outputs()
 IDS = [case for case, _, _ in OUTPUTS]
@@ -178,6 +178,9 @@ def test_read_only_dependency_mounts(case: str, cloud: str, children: list[dict[
         "dataset": ("/content/data", True),
         "model": ("/content/model", True),
         "work": ("/content/work", None),
+        "content": ("/content", None),
+        "home": ("/home/substratus", None),
+        "tmp": ("/tmp", None),
     }
     for what, pod_labels, spec in pods(children):
         if pod_labels.get("role") == "build":
@@ -187,3 +190,63 @@ def test_read_only_dependency_mounts(case: str, cloud: str, children: list[dict[
             assert mount["mountPath"] == path, f"{case}: {what}"
             if read_only is not None:
                 assert mount.get("readOnly", False) is read_only, f"{case}: {what} {mount['name']}"
+
+
+def _env(container: dict[str, Any]) -> dict[str, str]:
+    return {v["name"]: v.get("value", "") for v in container.get("env", [])}
+
+
+@pytest.mark.parametrize(("case", "cloud", "children"), OUTPUTS, ids=IDS)
+def test_root_built_images_run_as_uid_1000(case: str, cloud: str, children: list[dict[str, Any]]) -> None:
+    """Images built as root (no uid-1000 user, no HOME, root-owned /content) get writable HOME, caches and
+    /tmp from emptyDirs; notebooks also get Jupyter's directories and a writable /content."""
+    checked = 0
+    for what, pod_labels, spec in pods(children):
+        if pod_labels.get("role") == "build":
+            continue
+        checked += 1
+        container = spec["containers"][0]
+        env = _env(container)
+        volumes = {v["name"]: v for v in spec["volumes"]}
+        mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+        for path in ("/home/substratus", "/tmp"):
+            assert "emptyDir" in volumes[mounts[path]], f"{case}: {what}: {path} is not an emptyDir"
+        assert env["HOME"] == "/home/substratus", f"{case}: {what}"
+        assert env["TMPDIR"] == "/tmp", f"{case}: {what}"
+        user_env = _user_env(case)
+        for var in ("XDG_CACHE_HOME", "HF_HOME"):  # a user's own value wins, else a directory under HOME
+            expected = user_env.get(var, env[var] if env[var].startswith("/home/substratus/") else None)
+            assert env[var] == expected, f"{case}: {what}: {var}={env[var]}"
+        if container["name"] == "notebook":
+            for var in ("JUPYTER_CONFIG_DIR", "JUPYTER_DATA_DIR", "JUPYTER_RUNTIME_DIR"):
+                assert env[var].startswith("/home/substratus/"), f"{case}: {var}"
+            assert "emptyDir" in volumes[mounts["/content"]], f"{case}: /content is not writable"
+            (init,) = spec["initContainers"]
+            assert init["image"] == container["image"], case
+            assert [m["name"] for m in init["volumeMounts"]] == [mounts["/content"]], case
+        else:
+            assert "/content" not in mounts, f"{case}: {what}"
+    if any(c["kind"] == "ConfigMap" for c in children):
+        assert checked, f"{case}: no workload pod checked"
+
+
+def _user_env(case: str) -> dict[str, str]:
+    obj, _ = load_input(GOLDEN / case)
+    return dict(obj.spec.env or {})
+
+
+@pytest.mark.parametrize(("case", "cloud", "children"), OUTPUTS, ids=IDS)
+def test_pull_policy_memory_limit_and_termination_message(case: str, cloud: str,
+                                                           children: list[dict[str, Any]]) -> None:  # fmt: skip
+    for what, pod_labels, spec in pods(children):
+        if pod_labels.get("role") == "build":
+            continue
+        for container in spec.get("initContainers", []) + spec["containers"]:
+            image = container["image"]
+            tagged = ":" in image.rsplit("/", 1)[-1] and not image.endswith(":latest")
+            assert container["imagePullPolicy"] == ("IfNotPresent" if tagged else "Always"), f"{case}: {what}"
+            assert container["terminationMessagePolicy"] == "FallbackToLogsOnError", f"{case}: {what}"
+        resources = spec["containers"][0].get("resources", {})
+        requested = resources.get("requests", {}).get("memory")
+        assert resources.get("limits", {}).get("memory") == requested, f"{case}: {what}: memory limit != request"
+        assert "cpu" not in resources.get("limits", {}), f"{case}: {what}: no CPU limit"

@@ -187,7 +187,7 @@ def test_run_id_label_on_job_and_pods() -> None:
 def test_modeller_missing_dependency_url_is_not_mounted() -> None:
     m = obj(Model, model={"name": "base"}, dataset={"name": "d"})
     pod = modeller_job(m, CTX, run_id="r", base_model_url=None, dataset_url=None)["spec"]["template"]["spec"]
-    assert [v["name"] for v in pod["volumes"]] == ["params", "artifacts"]
+    assert [v["name"] for v in pod["volumes"]] == ["params", "artifacts", "home", "tmp"]
 
 
 def test_dependency_url_without_reference_is_a_bug() -> None:

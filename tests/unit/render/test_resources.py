@@ -1,4 +1,4 @@
-"""Resource requests and GPU placement."""
+"""Resource requests, the memory limit (= the memory request) and GPU placement."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from .drivers import FakeGKEDriver
 
 def test_defaults_from_cloud_when_absent() -> None:
     assert container_resources(None, FakeGKEDriver()) == (
-        {"requests": {"cpu": "2", "memory": "4Gi", "ephemeral-storage": "100Gi"}},
+        {"requests": {"cpu": "2", "memory": "4Gi", "ephemeral-storage": "100Gi"}, "limits": {"memory": "4Gi"}},
         {},
         [],
     )
@@ -27,14 +27,14 @@ def test_local_defaults_are_zero_so_nothing() -> None:
 
 def test_crd_defaults_when_present() -> None:
     res, selector, tolerations = container_resources(Resources(), LocalDriver())
-    assert res == {"requests": {"cpu": "2", "memory": "10Gi", "ephemeral-storage": "10Gi"}}
+    assert res == {"requests": {"cpu": "2", "memory": "10Gi", "ephemeral-storage": "10Gi"},
+                   "limits": {"memory": "10Gi"}}  # fmt: skip
     assert (selector, tolerations) == ({}, [])
 
 
-def test_explicit_values_no_limits() -> None:
+def test_explicit_values_memory_limit_only() -> None:
     res, _, _ = container_resources(Resources(cpu=8, memory=8, disk=300), LocalDriver())
-    assert res == {"requests": {"cpu": "8", "memory": "8Gi", "ephemeral-storage": "300Gi"}}
-    assert "limits" not in res
+    assert res == {"requests": {"cpu": "8", "memory": "8Gi", "ephemeral-storage": "300Gi"}, "limits": {"memory": "8Gi"}}
 
 
 def test_zeros_omitted() -> None:
@@ -48,7 +48,7 @@ def test_gpu_with_node_selector() -> None:
     res, selector, tolerations = container_resources(Resources(cpu=4, memory=16, disk=0, gpu=gpu), FakeGKEDriver())
     assert res == {
         "requests": {"cpu": "4", "memory": "16Gi", "nvidia.com/gpu": "2"},
-        "limits": {"nvidia.com/gpu": "2"},
+        "limits": {"memory": "16Gi", "nvidia.com/gpu": "2"},
     }
     assert selector == {"cloud.google.com/gke-accelerator": "nvidia-l4"}
     assert tolerations == [GPU_TOLERATION]
@@ -68,7 +68,7 @@ def test_gpu_without_type_on_local() -> None:
 def test_gpu_count_zero_is_no_gpu() -> None:
     gpu = GPUResources(type=GPUType.NVIDIA_H100, count=0)  # unsupported on fake-gke, but not requested
     res, selector, tolerations = container_resources(Resources(cpu=2, gpu=gpu), FakeGKEDriver())
-    assert "limits" not in res
+    assert res["limits"] == {"memory": "10Gi"}
     assert "nvidia.com/gpu" not in res["requests"]
     assert (selector, tolerations) == ({}, [])
 
