@@ -25,7 +25,7 @@ from pydantic import ValidationError
 
 from substratus_controller.api.v1.kinds import Dataset, Model, Notebook, Server
 from substratus_controller.cloud.base import BucketURL, CloudDriver, StorageError
-from substratus_controller.constants import FIELD_MANAGER, GROUP, Kind, Reason
+from substratus_controller.constants import FIELD_MANAGER, GROUP, Kind, Reason, kind_label
 from substratus_controller.render.context import RenderContext
 from substratus_controller.render.serviceaccount import service_account
 from substratus_controller.runtime import resources as k8s
@@ -64,8 +64,18 @@ MODEL_CLASS: dict[Kind, type[Dataset | Model | Notebook | Server]] = {
 # Events are warnings when a condition turns False for one of these reasons.
 WARNING_REASONS = {
     Reason.BUILD_FAILED, Reason.JOB_FAILED, Reason.INVALID_SPEC, Reason.UNSUPPORTED_GPU, Reason.MODEL_NOT_FOUND,
-    Reason.BASE_MODEL_NOT_FOUND, Reason.DATASET_NOT_FOUND,
+    Reason.BASE_MODEL_NOT_FOUND, Reason.DATASET_NOT_FOUND, Reason.CONTAINER_FAILED, Reason.OOM_KILLED,
+    Reason.IMAGE_PULL_FAILED, Reason.CRASH_LOOP_BACK_OFF, Reason.UNSCHEDULABLE, Reason.CONTAINER_CONFIG_ERROR,
 }  # fmt: skip
+INDEX_PARENT = "substratus.ai/parent"  # pods by the object they run for: "<namespace>/<kind>/<name>"
+
+
+def parent_keys(pod: JSON) -> list[str]:
+    """The INDEX_PARENT keys of a pod, from its `substratus.ai/<kind>` labels (Job and ReplicaSet pods are
+    not owned by the object itself, so ownerReferences do not lead there)."""
+    labels = pod["metadata"].get("labels") or {}
+    ns = pod["metadata"].get("namespace")
+    return [f"{ns}/{kind.singular}/{labels[kind_label(kind)]}" for kind in Kind if kind_label(kind) in labels]
 
 
 def now_rfc3339() -> str:
@@ -104,6 +114,11 @@ class Caches:
     serviceaccounts: CachedResource
     pvcs: CachedResource
     pvs: CachedResource | None = None  # only for drivers that mount through PersistentVolumes
+
+    def pods_of(self, kind: Kind, namespace: str, name: str, *, run: bool = True) -> list[JSON]:
+        """The cached pods labelled for `kind`/`name` (those with `role: run` unless `run` is False)."""
+        pods = self.pods.by_index(INDEX_PARENT, f"{namespace}/{kind.singular}/{name}")
+        return [p for p in pods if not run or (p["metadata"].get("labels") or {}).get("role") == "run"]
 
     def of(self, resource: Resource) -> CachedResource:
         if resource == k8s.PERSISTENTVOLUMES:

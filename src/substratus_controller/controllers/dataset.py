@@ -30,8 +30,9 @@ def plan_dataset(raw: JSON, *, ctx: RenderContext, caches: Caches, now: str, sto
         params = params_configmap(obj, Kind.DATASET)
     except render_errors() as exc:
         return invalid_plan(raw, Kind.DATASET, exc, now, build=build)
-    run = plan_run(obj, raw, job=caches.jobs.get(meta.namespace, loader_job_name(meta.name)), desired=desired,
-                   what="data loader", rid=rid)  # fmt: skip
+    job = caches.jobs.get(meta.namespace, loader_job_name(meta.name))
+    pods = caches.pods_of(Kind.DATASET, meta.namespace, meta.name)
+    run = plan_run(obj, raw, job=job, desired=desired, what="data loader", rid=rid, pods=pods)
     prefix = ctx.cloud.artifact_url(Kind.DATASET, meta.namespace, meta.name)
     adopt_run(plan, run, service_account=SA_DATA_LOADER, params=params, prefix=prefix)
     plan.status = status_of(raw, Kind.DATASET, main=run.condition, blockers=build.blockers, now=now, extra=extra)

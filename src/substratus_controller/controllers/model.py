@@ -40,7 +40,8 @@ def plan_model(raw: JSON, *, ctx: RenderContext, caches: Caches, now: str, store
         params = params_configmap(obj, Kind.MODEL)
     except render_errors() as exc:
         return invalid_plan(raw, Kind.MODEL, exc, now, build=build)
-    run = plan_run(obj, raw, job=job, desired=desired, what="modeller", rid=rid)
+    run = plan_run(obj, raw, job=job, desired=desired, what="modeller", rid=rid,
+                   pods=caches.pods_of(Kind.MODEL, meta.namespace, meta.name))  # fmt: skip
     prefix = ctx.cloud.artifact_url(Kind.MODEL, meta.namespace, meta.name)
     if run.apply:  # about to start a run: the base model and the dataset must be ready first
         gates = []

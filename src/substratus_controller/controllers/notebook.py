@@ -5,6 +5,8 @@
 - The token is random per Notebook, in a Secret `<name>-notebook-token` the controller creates (once, when the
   Pod is about to be created) and never reads; the Pod gets it through a secretKeyRef.
 - A Pod whose desired spec changed is deleted and recreated (Pod specs are immutable).
+- A Pod that is not ready says why when it can (status/pods.py: CrashLoopBackOff, OOMKilled,
+  ImagePullFailed, Unschedulable, ContainerConfigError).
 - Optional persistence: the annotation `substratus.ai/notebook-storage: <size>` (e.g. 20Gi) adds a PVC
   `<name>-notebook` mounted at /content/work; it survives suspend/resume and is deleted with the Notebook.
 """
@@ -27,7 +29,8 @@ from substratus_controller.render.notebook import notebook_pod, notebook_pvc, no
 from substratus_controller.render.params import params_configmap
 from substratus_controller.runtime import resources as k8s
 from substratus_controller.runtime.applier import is_up_to_date, stamp
-from substratus_controller.status.conditions import Cond
+from substratus_controller.status.conditions import Cond, find
+from substratus_controller.status.pods import pod_problem, previous_pull_message
 
 from .common import DIGEST_ANNOTATION, Caches, KindReconciler, Plan
 from .plans import artifacts_of, begin, dependency_gate, invalid_plan, render_errors, status_of, wait_for_image
@@ -114,6 +117,10 @@ def plan_notebook(raw: JSON, *, ctx: RenderContext, caches: Caches, now: str, st
         return finish(Cond(ConditionType.SERVING, False, Reason.SPEC_CHANGED, "Spec changed; recreating the Pod"))
     if pod_ready(pod):
         return finish(Cond(ConditionType.SERVING, True, Reason.POD_READY, "Notebook is ready"))
+    previous = find((raw.get("status") or {}).get("conditions"), ConditionType.SERVING)
+    problem = pod_problem(pod, restarts=True, previous=previous_pull_message(previous))
+    if problem is not None:
+        return finish(Cond(ConditionType.SERVING, False, problem.reason, problem.message))
     phase = (pod.get("status") or {}).get("phase", "Pending")
     return finish(Cond(ConditionType.SERVING, False, Reason.POD_NOT_READY, f"Notebook Pod is {phase}, not ready yet"))
 

@@ -10,10 +10,14 @@ Semantics (upstream §2.3-2.4 with decisions.md §2.2):
   is created once the old one is gone.
 - No Job: if the object was completed at this generation (its Job was cleaned up), it stays ready: ready
   objects are never re-run for any other reason than a workload change. Otherwise create the Job.
+- The run's pods say why (status/pods.py): a failed Job reports its newest failed pod's exit code and
+  termination message (`JobFailed`, or `OOMKilled`); a Job whose pod cannot start reports that at once
+  (`ImagePullFailed`, `Unschedulable`, `ContainerConfigError`) instead of waiting forever.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,12 +27,15 @@ from substratus_controller.runtime import resources as k8s
 from substratus_controller.runtime.applier import digest
 from substratus_controller.runtime.client import Resource
 from substratus_controller.status.conditions import Cond, find
+from substratus_controller.status.pods import first_problem, previous_pull_message
 
 from .build import job_condition, retry_requested, retry_token, with_retry_label
 
 JSON = dict[str, Any]
 RUN_LABEL = LABEL_RUN
 RERUN_LABEL = LABEL_RERUN
+RETRY_HINT = "change the spec or set the substratus.ai/retry annotation to retry"
+STUCK = frozenset({Reason.IMAGE_PULL_FAILED, Reason.UNSCHEDULABLE, Reason.CONTAINER_CONFIG_ERROR})
 
 
 @dataclass
@@ -50,8 +57,10 @@ def _labelled(job: JSON, labels: dict[str, str]) -> JSON:
     return {**job, "metadata": {**meta, "labels": {**meta.get("labels", {}), **labels}}}
 
 
-def plan_run(obj: Dataset | Model, raw: JSON, *, job: JSON | None, desired: JSON, what: str, rid: str) -> RunPlan:
-    """`desired` is the rendered Job for run `rid`; `job` the cached one (or None); `what` names it in messages."""
+def plan_run(obj: Dataset | Model, raw: JSON, *, job: JSON | None, desired: JSON, what: str, rid: str,
+             pods: Sequence[JSON] = ()) -> RunPlan:  # fmt: skip
+    """`desired` is the rendered Job for run `rid`; `job` the cached one (or None); `pods` the object's run
+    pods (any run: only those of `rid` count); `what` names the Job in messages."""
     generation = obj.metadata.generation
     conditions = (raw.get("status") or {}).get("conditions")
     previous = find(conditions, ConditionType.COMPLETE)
@@ -73,11 +82,19 @@ def plan_run(obj: Dataset | Model, raw: JSON, *, job: JSON | None, desired: JSON
         if failed and retry_requested(job, retry_token(obj)):
             return RunPlan(Cond(ConditionType.COMPLETE, False, Reason.JOB_NOT_COMPLETE, f"Retrying the {what} Job"),
                            delete=[(k8s.JOBS, job)])  # fmt: skip
+        run_pods = [p for p in pods if (p["metadata"].get("labels") or {}).get(RUN_LABEL) == rid]
+        problem = first_problem(run_pods, restarts=False, previous=previous_pull_message(previous))
         if failed:
-            detail = failed.get("message") or failed.get("reason") or "failed"
-            return RunPlan(Cond(ConditionType.COMPLETE, False, Reason.JOB_FAILED,
-                                f"The {what} Job failed: {detail}; change the spec or set the "
-                                f"substratus.ai/retry annotation to retry"))  # fmt: skip
+            oom = problem is not None and problem.reason == Reason.OOM_KILLED
+            reason = Reason.OOM_KILLED if oom else Reason.JOB_FAILED
+            detail = problem.message if problem is not None else failed.get("message") or failed.get("reason")
+            return RunPlan(Cond(ConditionType.COMPLETE, False, reason,
+                                f"The {what} Job failed: {detail or 'failed'}; {RETRY_HINT}"))  # fmt: skip
+        if problem is not None and problem.reason in STUCK:
+            return RunPlan(Cond(ConditionType.COMPLETE, False, problem.reason, problem.message))
+        if problem is not None:  # an earlier attempt failed; the Job retries (backoffLimit) or is about to fail
+            message = f"A {what} Pod failed ({problem.message}); waiting for the Job to retry or fail"
+            return RunPlan(Cond(ConditionType.COMPLETE, False, Reason.JOB_NOT_COMPLETE, message))
         if rerun:
             return RunPlan(
                 Cond(

@@ -1,4 +1,7 @@
-"""Server: build (optional) -> wait for the Model -> Service + Deployment -> Serving/Ready from readyReplicas."""
+"""Server: build (optional) -> wait for the Model -> Service + Deployment -> Serving/Ready from readyReplicas.
+
+Without a ready replica, the Server's pods say why (status/pods.py: CrashLoopBackOff, OOMKilled,
+ImagePullFailed, Unschedulable, ContainerConfigError), else `DeploymentNotReady`."""
 
 from __future__ import annotations
 
@@ -11,7 +14,8 @@ from substratus_controller.render.names import server_name
 from substratus_controller.render.params import params_configmap
 from substratus_controller.render.server import server_deployment, server_service
 from substratus_controller.runtime import resources as k8s
-from substratus_controller.status.conditions import Cond
+from substratus_controller.status.conditions import Cond, find
+from substratus_controller.status.pods import first_problem, previous_pull_message
 
 from .common import Caches, KindReconciler, Plan
 from .plans import artifacts_of, begin, dependency_gate, invalid_plan, render_errors, status_of
@@ -54,6 +58,11 @@ def plan_server(raw: JSON, *, ctx: RenderContext, caches: Caches, now: str, stor
     ready = int(((deployment or {}).get("status") or {}).get("readyReplicas") or 0)
     if ready > 0:
         return finish(Cond(ConditionType.SERVING, True, Reason.DEPLOYMENT_READY, f"{ready} replica(s) ready"))
+    previous = find((raw.get("status") or {}).get("conditions"), ConditionType.SERVING)
+    problem = first_problem(caches.pods_of(Kind.SERVER, ns, meta.name), restarts=True,
+                            previous=previous_pull_message(previous))  # fmt: skip
+    if problem is not None:
+        return finish(Cond(ConditionType.SERVING, False, problem.reason, problem.message))
     return finish(Cond(ConditionType.SERVING, False, Reason.DEPLOYMENT_NOT_READY, "Waiting for a ready replica"))
 
 

@@ -7,6 +7,8 @@ cached or read (the notebook token is only created).
 Watches (controller-runtime style):
 - each kind reconciles itself on spec/annotation/label changes (its own status writes do not retrigger);
 - owned children (Jobs, Pods, ConfigMaps, Deployments, Services, PVCs) requeue their controller owner;
+- pods requeue the object they run for, by their `substratus.ai/<kind>` label (Job and Deployment pods are
+  owned by the Job/ReplicaSet): their status says why a run or a Server fails (status/pods.py);
 - dependencies requeue dependents through field indexes when they appear, vanish or change readiness:
   Model -> Models (spec.model.name), Notebooks, Servers; Dataset -> Models (spec.dataset.name), Notebooks.
 """
@@ -16,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from substratus_controller.constants import GROUP, LABEL_MANAGED_BY, MANAGED_BY_VALUE, Kind
+from substratus_controller.constants import GROUP, LABEL_MANAGED_BY, MANAGED_BY_VALUE, Kind, kind_label
 from substratus_controller.render.context import RenderContext
 from substratus_controller.runtime import predicates
 from substratus_controller.runtime import resources as k8s
@@ -26,7 +28,7 @@ from substratus_controller.runtime.controller import Controller, Request
 from substratus_controller.runtime.manager import Manager, ManagerOptions
 from substratus_controller.runtime.store import projection
 
-from .common import DATASETS, MODELS, NOTEBOOKS, SERVERS, Caches, KindReconciler, Operator
+from .common import DATASETS, INDEX_PARENT, MODELS, NOTEBOOKS, SERVERS, Caches, KindReconciler, Operator, parent_keys
 from .dataset import DatasetReconciler
 from .model import ModelReconciler
 from .notebook import NotebookReconciler
@@ -56,6 +58,18 @@ def _dependents(cache: CachedResource, index: str) -> Callable[[JSON], Iterable[
     return mapper
 
 
+def _pod_parent(kind: Kind) -> Callable[[JSON], Iterable[Request]]:
+    def mapper(pod: JSON) -> Iterable[Request]:
+        name = (pod["metadata"].get("labels") or {}).get(kind_label(kind))
+        return (Request(pod["metadata"].get("namespace"), name),) if name else ()
+
+    return mapper
+
+
+def _status_changed(old: JSON, new: JSON) -> bool:
+    return bool(old.get("status") != new.get("status"))
+
+
 def _readiness_changed(old: JSON, new: JSON) -> bool:
     return bool((old.get("status") or {}).get("ready") != (new.get("status") or {}).get("ready"))
 
@@ -80,6 +94,7 @@ def build_caches(manager: Manager, *, sync_period: float | None, persistent_volu
         refs.add_indexer(INDEX_MODEL_REF, _ref_index("model"))
         refs.add_indexer(INDEX_DATASET_REF, _ref_index("dataset"))
     caches.servers.add_indexer(INDEX_MODEL_REF, _ref_index("model"))
+    caches.pods.add_indexer(INDEX_PARENT, parent_keys)
     return caches
 
 
@@ -98,8 +113,10 @@ def setup(manager: Manager, *, ctx: RenderContext, workers: int = 4, sync_period
         return c
 
     jobs, cms = caches.jobs, caches.configmaps
-    controller(DatasetReconciler(op), caches.datasets, [jobs, cms])
+    dataset = controller(DatasetReconciler(op), caches.datasets, [jobs, cms])
+    dataset.watches(caches.pods, _pod_parent(Kind.DATASET), predicate=_status_changed)
     model = controller(ModelReconciler(op), caches.models, [jobs, cms])
+    model.watches(caches.pods, _pod_parent(Kind.MODEL), predicate=_status_changed)
     model.watches(caches.models, _dependents(caches.models, INDEX_MODEL_REF), predicate=_readiness_changed)
     model.watches(caches.datasets, _dependents(caches.models, INDEX_DATASET_REF), predicate=_readiness_changed)
     notebook = controller(NotebookReconciler(op), caches.notebooks, [jobs, caches.pods, cms, caches.pvcs])
@@ -107,6 +124,7 @@ def setup(manager: Manager, *, ctx: RenderContext, workers: int = 4, sync_period
     notebook.watches(caches.datasets, _dependents(caches.notebooks, INDEX_DATASET_REF), predicate=_readiness_changed)
     server = controller(ServerReconciler(op), caches.servers, [jobs, caches.deployments, caches.services, cms])
     server.watches(caches.models, _dependents(caches.servers, INDEX_MODEL_REF), predicate=_readiness_changed)
+    server.watches(caches.pods, _pod_parent(Kind.SERVER), predicate=_status_changed)
     return op
 
 
