@@ -85,13 +85,15 @@ class LocalDriver(CloudDriver):
         directories that uid 1000 cannot write. A controller running as root (on the node) makes them
         1000:3003 with mode 2775 (new files keep group 3003); a non-root one (the local overlay's, whose
         artifact root is 1777) makes them 0777. The controller shares the node's artifact directory on a
-        single-node cluster (it also receives uploads there); when it is not visible (a multi-node
-        cluster) this is a no-op.
+        single-node cluster (it also receives uploads there) and creates it when missing; when it cannot
+        (a read-only filesystem: the directory is not shared with this controller) this is a no-op.
         """
         base = Path(self.artifact_bucket.path)
 
         def make() -> None:
-            if not base.is_dir():
+            try:
+                base.mkdir(parents=True, exist_ok=True)
+            except OSError:
                 return
             for sub in subdirs:
                 path = Path(url.path) / sub

@@ -3,8 +3,10 @@
 Understood instructions: `ARG` (before FROM, substituted as `${NAME}`/`$NAME` in FROM), `FROM`, `ENV`
 (`k=v ...` or `k v`), `WORKDIR`, `COPY src... dest` (paths relative to the context, no flags), `RUN` (shell
 form, run as root with `/bin/sh -c` in a chroot of the image's filesystem, in a private mount namespace with
-/proc, /dev and the host's resolv.conf), `CMD`/`ENTRYPOINT` (JSON or shell form), `EXPOSE`, `LABEL`; others
-are an error naming the line. Everything after FROM becomes one new layer on top of the base's layers.
+/proc, /dev, a fresh /tmp and the host's resolv.conf and CA bundle, so that a RUN step can download through
+the host's network, also behind a TLS-inspecting proxy; none of them ends up in the image),
+`CMD`/`ENTRYPOINT` (JSON or shell form), `EXPOSE`, `LABEL`; others are an error naming the line.
+Everything after FROM becomes one new layer on top of the base's layers.
 
 Invariants:
 - Files keep Docker's ownership rules: COPY gives root:root and keeps the modes; WORKDIR creates root-owned
@@ -31,6 +33,8 @@ from pathlib import Path
 from .imagepack import Image, ImageConfig, LayerStore, diff_layer, extract, snapshot
 
 BUILDER_VERSION = "1"
+HOST_CA = "/etc/ssl/certs/ca-certificates.crt"
+PROXY_VARS = frozenset({"http_proxy", "https_proxy", "no_proxy"})
 KNOWN = {"ARG", "FROM", "ENV", "WORKDIR", "COPY", "RUN", "CMD", "ENTRYPOINT", "EXPOSE", "LABEL"}
 _VAR = re.compile(r"\$(?:\{(\w+)\}|(\w+))")
 
@@ -192,9 +196,11 @@ def _run(rootfs: Path, command: str, *, env: Mapping[str, str], workdir: str, so
     script = (
         'set -e; r="$1"; shift; mount -t proc proc "$r/proc"; mount --rbind /dev "$r/dev"; '
         'mount -t tmpfs tmpfs "$r/tmp"; mount --bind /etc/resolv.conf "$r/etc/resolv.conf"; '
+        f'if [ -f {HOST_CA} ] && [ -f "$r{HOST_CA}" ]; then mount --bind {HOST_CA} "$r{HOST_CA}"; fi; '
         'exec chroot "$r" /usr/bin/env -i "$@"'
     )
-    env_args = [f"{k}={v}" for k, v in env.items()]
+    proxies = {k: v for k, v in os.environ.items() if k.lower() in PROXY_VARS}
+    env_args = [f"{k}={v}" for k, v in {**proxies, **env}.items()]
     inner = f"cd {shlex.quote(workdir or '/')} && {command}"
     argv = ["unshare", "--mount", "--propagation", "private", "--", "/bin/sh", "-c", script, "sh", str(rootfs),
             *env_args, "/bin/sh", "-c", inner]  # fmt: skip

@@ -1,11 +1,13 @@
-"""A whole local system for the demo and the e2e tests: control plane, CRDs, simulated kubelet, controller.
+"""A whole local system for the demo and the e2e tests: control plane, CRDs, a node, controller.
 
 - etcd + kube-apiserver + kube-controller-manager (real, on free loopback ports);
 - the CRDs, installed like `kubectl apply` would (create or replace), waited for until served;
-- a simulated kubelet in the caller's event loop (tests/demo only: there is no container runtime here);
+- a node: `node="real"` joins the real node (testing/realnode.py: kubelet, scheduler, containerd, the
+  project's images; root only), `node="simulated"` runs the simulated kubelet in the caller's event loop
+  (the fast tier: pods are only reported Running/Succeeded, nothing runs);
 - the controller as its own process, started through its CLI (`substratus-controller run`), logging JSON to
   `<workdir>/controller.log`, and waited for until `/readyz` answers 200.
-`stop()` stops exactly what was started, in reverse order.
+`stop()` stops exactly what was started, in reverse order, also after a failed `start()`.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +30,10 @@ from substratus_controller.api.v1.crd import build_crds, strip_cel
 from substratus_controller.runtime import resources as k8s
 from substratus_controller.runtime.client import AlreadyExists, Client, NotFound
 
+from . import images
 from .controlplane import ControlPlane, free_port
 from .kubelet import Rule, SimulatedKubelet, default_rules
+from .realnode import RealNode, apiserver_flags
 
 
 async def install_crds(client: Client, crds: Sequence[dict[str, Any]] | None = None, timeout: float = 60.0) -> None:
@@ -145,7 +149,13 @@ class Stack:
         kubelet_rules: Sequence[Rule] = default_rules(),
         controller_args: Sequence[str] = (),
         controller_env: dict[str, str] | None = None,
+        node: str = "simulated",
+        log: Callable[[str], None] = lambda _m: None,
     ) -> None:
+        if node not in ("simulated", "real"):
+            raise ValueError(f"node must be 'simulated' or 'real', not {node!r}")
+        self.node_kind = node
+        self.log = log
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="substratus-stack-"))
         self.kubelet_rules = list(kubelet_rules)
         self.controller_args = list(controller_args)
@@ -153,6 +163,7 @@ class Stack:
         self.cp: ControlPlane | None = None
         self.client: Client | None = None
         self.kubelet: SimulatedKubelet | None = None
+        self.node: RealNode | None = None
         self.controller: ControllerProcess | None = None
         self.metrics_port = 0
         self.probe_port = 0
@@ -171,16 +182,36 @@ class Stack:
         """Environment for kubectl and other tools pointed at this cluster."""
         return {**os.environ, "KUBECONFIG": str(self.kubeconfig)}
 
+    @property
+    def artifacts(self) -> Path:
+        """The local cloud's artifact directory (hostPath-mounted into pods on the real node)."""
+        return self.workdir / "artifacts"
+
     async def start(self, *, with_controller: bool = True) -> Stack:
-        self.cp = ControlPlane(controller_manager=True, workdir=self.workdir / "controlplane")
-        await asyncio.to_thread(self.cp.start)
-        self.client = await Client.connect(self.cp.kubeconfig)
-        await install_crds(self.client)
-        self.kubelet = SimulatedKubelet(self.client, rules=self.kubelet_rules)
-        await self.kubelet.start()
-        if with_controller:
-            await self.start_controller()
+        try:
+            real = self.node_kind == "real"
+            archive = await asyncio.to_thread(self._images) if real else None
+            flags = apiserver_flags() if real else []
+            self.cp = ControlPlane(controller_manager=True, workdir=self.workdir / "controlplane",
+                                   apiserver_flags=flags)  # fmt: skip
+            await asyncio.to_thread(self.cp.start)
+            self.client = await Client.connect(self.cp.kubeconfig)
+            await install_crds(self.client)
+            if archive is not None:
+                self.node = RealNode(self.cp.kubeconfig, log=self.log)
+                await asyncio.to_thread(self.node.up, images=[archive])
+            else:
+                self.kubelet = SimulatedKubelet(self.client, rules=self.kubelet_rules)
+                await self.kubelet.start()
+            if with_controller:
+                await self.start_controller()
+        except BaseException:
+            await self.stop()
+            raise
         return self
+
+    def _images(self) -> Path:
+        return images.archive(images.ensure_images(log=self.log))
 
     async def start_controller(self, *, timeout: float = 60.0) -> None:
         """Start `substratus-controller run` against this cluster (as admin) and wait until it is ready."""
@@ -188,7 +219,7 @@ class Stack:
         self.controller = ControllerProcess(
             self.cp.kubeconfig,
             log=self.controller_log,
-            args=[f"--artifact-bucket-url=file://{self.workdir / 'artifacts'}", *self.controller_args],
+            args=[f"--artifact-bucket-url=file://{self.artifacts}", *self.controller_args],
             env=self.controller_env,
         )
         await self.controller.start(timeout=timeout)
@@ -232,6 +263,9 @@ class Stack:
         if self.kubelet is not None:
             await self.kubelet.stop()
             self.kubelet = None
+        if self.node is not None:
+            node, self.node = self.node, None
+            await asyncio.to_thread(node.down)
         if self.client is not None:
             await self.client.close()
             self.client = None
