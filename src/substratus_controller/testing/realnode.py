@@ -346,6 +346,21 @@ class RealNode:
         except OSError:
             return ""
 
+    def running_containers(self) -> set[tuple[str, str, str]]:
+        """(namespace, pod, container) of every container running on the node, from containerd itself."""
+        running = {row.split()[0] for row in self.ctr("tasks", "ls").stdout.splitlines()[1:]
+                   if row.split() and row.split()[-1] == "RUNNING"}  # fmt: skip
+        out = set()
+        for cid in running:
+            info = self.ctr("containers", "info", cid, check=False)
+            if info.returncode != 0:
+                continue  # gone meanwhile
+            labels = json.loads(info.stdout).get("Labels") or {}
+            if "io.kubernetes.container.name" in labels:
+                out.add((labels.get("io.kubernetes.pod.namespace", ""), labels.get("io.kubernetes.pod.name", ""),
+                         labels["io.kubernetes.container.name"]))  # fmt: skip
+        return out
+
     def import_images(self, archive: Path) -> None:
         """Import a docker-save archive into the running node."""
         self.ctr("images", "import", str(archive), timeout=600)
