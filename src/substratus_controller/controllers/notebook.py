@@ -30,7 +30,7 @@ from substratus_controller.render.params import params_configmap
 from substratus_controller.runtime import resources as k8s
 from substratus_controller.runtime.applier import is_up_to_date, stamp
 from substratus_controller.status.conditions import Cond, find
-from substratus_controller.status.pods import pod_problem, previous_pull_message
+from substratus_controller.status.pods import pod_problem, pod_ready, previous_pull_message
 
 from .common import DIGEST_ANNOTATION, Caches, KindReconciler, Plan
 from .plans import artifacts_of, begin, dependency_gate, invalid_plan, render_errors, status_of, wait_for_image
@@ -38,12 +38,6 @@ from .plans import artifacts_of, begin, dependency_gate, invalid_plan, render_er
 JSON = dict[str, Any]
 STORAGE_ANNOTATION = ANNOTATION_NOTEBOOK_STORAGE
 _QUANTITY = re.compile(r"^[1-9][0-9]*(Ki|Mi|Gi|Ti)$")
-
-
-def pod_ready(pod: JSON) -> bool:
-    status = pod.get("status") or {}
-    ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or ())
-    return status.get("phase") == "Running" and ready
 
 
 def plan_notebook(raw: JSON, *, ctx: RenderContext, caches: Caches, now: str, stored_md5: str | None = None,

@@ -2,8 +2,8 @@
 
 Flow (upstream-behaviour.md §7.5, with decisions.md §2.5 and §5):
 1. The Notebook comes from NAME (read from the cluster), or `-f FILE`, or `-d DIR` (which means
-   `-f DIR/notebook.yaml` unless -f or NAME is given, builds DIR like `kubectl applybuild`, and syncs back
-   into DIR unless --no-sync). Only the Notebook kind is accepted.
+   `-f DIR/notebook.yaml` unless -f or NAME is given, builds DIR like `kubectl applybuild` unless
+   --no-build, and syncs back into DIR unless --no-sync). Only the Notebook kind is accepted.
 2. `spec.suspend=false` (and, when building, `spec.build.upload`) is server-side applied as field manager
    `kubectl`, with force by default (--no-force-conflicts to refuse), like upstream.
 3. From here on, whatever happens (success, failure, Ctrl-C or SIGTERM) ends with the Notebook suspended
@@ -15,6 +15,9 @@ Flow (upstream-behaviour.md §7.5, with decisions.md §2.5 and §5):
    and opened in the browser (unless --no-open-browser). This is the one place a secret is printed: the
    URL is what the user needs.
 7. With sync, `kubectl exec` runs a watcher in the pod and changed files are copied back (sync.py).
+   Both children follow the pod (podtracker.py): when it is replaced (deleted, recreated after a spec
+   change or a node restart) they are stopped and started again against the new pod once it is Ready,
+   because kubectl v1.20's port-forward does not exit when its pod goes away.
 8. Ctrl-C or SIGTERM stops the children (port-forward first), suspends, and exits 0. A child that keeps
    failing ends the session with exit code 1 (after suspending).
 """
@@ -58,6 +61,7 @@ from .common import (
 from .handshake import JSON, ObjectDeleted, Target, Waiter, api_error_message, apply, build_pod_reporter
 from .kubeconfig import Cluster, cluster_from_flags, resolve_namespace
 from .kubectl import Kubectl, Run, run_child, stoppable, supervise
+from .podtracker import PodTracker, follow_pod
 from .sync import Syncer
 from .tarball import Tarball, check_context, collect, pack, total_size
 
@@ -100,6 +104,7 @@ def parser() -> argparse.ArgumentParser:
     a("-f", "--filename", metavar="FILE", help="the Notebook's manifest (- for stdin)")
     a("--sync", action=argparse.BooleanOptionalAction, default=None,
       help="copy files that change under /content in the pod back into DIR (default with -d)")  # fmt: skip
+    a("--no-build", action="store_true", help="with -d: run spec.image instead of building DIR")
     a("--no-suspend", action="store_true", help="leave the Notebook running on exit")
     a("--no-open-browser", action="store_true", help="print the URL without opening a browser")
     a("--force-conflicts", action=argparse.BooleanOptionalAction, default=True,
@@ -129,6 +134,8 @@ def check_args(args: argparse.Namespace) -> None:
         raise UsageError("a Notebook is needed: NAME, -f FILE or -d DIR; see 'kubectl notebook --help'")
     if args.sync and not args.dir:
         raise UsageError("--sync needs -d DIR (the directory to sync into); see 'kubectl notebook --help'")
+    if args.no_build and not args.dir:
+        raise UsageError("--no-build needs -d DIR (only -d builds); see 'kubectl notebook --help'")
     if args.dir and not args.name and not args.filename:
         args.filename = str(Path(args.dir) / MANIFEST_IN_DIR)
     args.sync = bool(args.dir) if args.sync is None else args.sync
@@ -167,17 +174,25 @@ async def suspend(client: Client, target: Target, out: Output) -> bool:
 
 
 class Session:
-    """Port-forward (and sync) until stopped; prints and opens the URL once the forward is up."""
+    """Port-forward (and sync) until stopped, following the pod; prints and opens the URL once forwarding."""
 
-    def __init__(self, args: argparse.Namespace, out: Output, kubectl: Kubectl, target: Target, token: str) -> None:
+    def __init__(self, args: argparse.Namespace, out: Output, kubectl: Kubectl, target: Target, token: str,
+                 client: Client) -> None:  # fmt: skip
         self.args, self.out, self.kubectl, self.target = args, out, kubectl, target
         self.pod = notebook_pod_name(target.name)
         self.url = notebook_url(args.port, token)
-        self.announced = False
+        self.announced = False  # the URL was printed (once per session)
+        self.forwarding = False  # the current port-forward child printed its first "Forwarding from"
+        self.tracker = PodTracker(client, target.namespace, self.pod, report=out.info)
 
     def _forward_line(self, line: str) -> None:
         self.out.detail(f"port-forward: {line}", level=2)
-        if FORWARD_READY in line and not self.announced:
+        if FORWARD_READY not in line or self.forwarding:
+            return  # kubectl prints one line per address (127.0.0.1 and ::1)
+        self.forwarding = True
+        if self.announced:
+            self.out.info(f"Forwarding localhost:{self.args.port} -> pod/{self.pod}:{NOTEBOOK_PORT} again")
+        else:
             self.announced = True
             self.out.info(f"Forwarding localhost:{self.args.port} -> pod/{self.pod}:{NOTEBOOK_PORT}; press Ctrl-C "
                           + ("to stop" if self.args.no_suspend else "to stop and suspend the Notebook"))  # fmt: skip
@@ -193,19 +208,31 @@ class Session:
             self.out.detail(f"no browser could be opened ({exc}); use the URL above")
 
     async def _forward_once(self, stop: asyncio.Event) -> Run | None:
+        """One port-forward child, until it exits (a Run) or `stop` (None)."""
+        self.forwarding = False
         argv = self.kubectl.port_forward_argv(self.pod, self.args.port, NOTEBOOK_PORT)
         return await run_child(self.kubectl, argv, stop, on_stdout=self._forward_line,
                                on_stderr=lambda line: self.out.detail(f"port-forward: {line}"),
                                ready_marker=FORWARD_READY)  # fmt: skip
 
+    def _replaced(self, what: str) -> None:
+        self.out.info(f"pod/{self.pod} was replaced; {what} restarts once the new pod is Ready")
+
     async def run(self, stop: asyncio.Event) -> None:
-        """Until `stop` (returns) or a child that keeps failing (PluginError)."""
-        forward = supervise(f"port-forward to pod/{self.pod}", lambda: self._forward_once(stop), stop,
+        """Until `stop` (returns) or a child that keeps failing against a live pod (PluginError)."""
+
+        async def forward(child_stop: asyncio.Event) -> None:
+            await supervise(f"port-forward to pod/{self.pod}", lambda: self._forward_once(child_stop), child_stop,
                             report=self.out.info)  # fmt: skip
-        tasks = [asyncio.create_task(forward)]
+
+        forwarding = follow_pod(self.tracker, stop, forward, on_replaced=lambda: self._replaced("port-forward"))
+        tasks = [asyncio.create_task(self.tracker.run(stop)), asyncio.create_task(forwarding)]
         if self.args.sync:
-            syncer = Syncer(self.kubectl, self.pod, Path(self.args.dir), self.out)
-            tasks.append(asyncio.create_task(syncer.run(stop)))
+            syncer = Syncer(
+                self.kubectl, self.pod, Path(self.args.dir), self.out, since=lambda: self.tracker.started_at
+            )
+            tasks.append(asyncio.create_task(follow_pod(self.tracker, stop, syncer.run,
+                                                        on_replaced=lambda: self._replaced("sync"))))  # fmt: skip
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
             for task in done:
@@ -230,11 +257,12 @@ async def run(args: argparse.Namespace, out: Output, stop: asyncio.Event) -> int
         name = args.name
     target = Target(Kind.NOTEBOOK, ns, name)
     kubectl = Kubectl(ns, cluster.kubectl_flags())
-    if args.dir:
+    build = bool(args.dir) and not args.no_build
+    if build:
         check_context(Path(args.dir))
     with tempfile.TemporaryDirectory(prefix="substratus-kubectl-upload") as tmp:
         tarball = None
-        if args.dir:
+        if build:
             entries = collect(Path(args.dir))
             with out.progress("packing", total_size(entries)) as advance:
                 tarball = await asyncio.to_thread(
@@ -311,7 +339,7 @@ async def open_notebook(args: argparse.Namespace, out: Output, stop: asyncio.Eve
         ) from None
     out.detail(f"{target.ref} is Ready")
     token = await read_token(client, target)
-    await Session(args, out, kubectl, target, token).run(stop)
+    await Session(args, out, kubectl, target, token, client).run(stop)
     return EXIT_OK
 
 

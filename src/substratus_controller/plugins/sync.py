@@ -3,10 +3,11 @@
 Pod side: `WATCHER`, a small Python program run through `kubectl exec ... -- python3 -c WATCHER /content`
 (the notebook image has python3; no tool has to be copied into the pod). It polls the tree every second and
 prints one JSON line per change, `{"path": "/content/src/a.py", "op": "WRITE"}`, with op `CREATE`, `WRITE`
-or `REMOVE` (nbwatch's names, upstream §7.4). It skips `data/`, `model/` and `artifacts/` at the top (the
-mounted buckets), every dot-file and dot-directory (`.git`, `.ipynb_checkpoints`, Jupyter's temporary
-files), symlinks and anything that is not a regular file. Files that exist when it starts are the baseline
-and are not reported.
+or `REMOVE` (nbwatch's names, upstream §7.4). It skips `data/`, `model/`, `artifacts/` and `params.json` at
+the top (what the operator mounts there), every dot-file and dot-directory (`.git`, `.ipynb_checkpoints`,
+Jupyter's temporary files), symlinks and anything that is not a regular file. Files that exist when it
+starts are the baseline and are not reported, except those modified since `since` (the pod's start): a
+file saved between the pod's start and the watcher's start is still synced.
 
 Client side (`Syncer`): for CREATE/WRITE the file is read with `kubectl exec ... -- cat -- PATH` and
 written next to its target then renamed into place; REMOVE (and RENAME) deletes the local copy and then the
@@ -23,6 +24,7 @@ import contextlib
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -31,21 +33,22 @@ from substratus_controller.constants import CONTAINER_NOTEBOOK, CONTENT_DIR
 from .common import Output
 from .kubectl import Kubectl, Run, run_child, supervise
 
-SKIPPED_TOP = frozenset({"data", "model", "artifacts"})
+SKIPPED_TOP = frozenset({"data", "model", "artifacts", "params.json"})
 POLL_SECONDS = 1.0
 
 WATCHER = r"""
 import json, os, stat, sys, time
 root = sys.argv[1] if len(sys.argv) > 1 else "/content"
 interval = float(sys.argv[2]) if len(sys.argv) > 2 else 1.0
-skip = {"data", "model", "artifacts"}
+since = float(sys.argv[3]) if len(sys.argv) > 3 else None
+skip = {"data", "model", "artifacts", "params.json"}
 def scan():
     seen = {}
     for top, dirs, files in os.walk(root):
         at_root = os.path.normpath(top) == os.path.normpath(root)
         dirs[:] = [d for d in dirs if not d.startswith(".") and not (at_root and d in skip)]
         for name in files:
-            if name.startswith("."):
+            if name.startswith(".") or (at_root and name in skip):
                 continue
             path = os.path.join(top, name)
             try:
@@ -58,6 +61,11 @@ def scan():
 def emit(path, op):
     sys.stdout.write(json.dumps({"path": path, "op": op}) + "\n")
 old = scan()
+if since is not None:
+    for path in sorted(old):
+        if old[path][0] / 1e9 >= since:
+            emit(path, "CREATE")
+    sys.stdout.flush()
 while True:
     time.sleep(interval)
     new = scan()
@@ -74,8 +82,10 @@ while True:
 """
 
 
-def watcher_command(root: str = CONTENT_DIR) -> list[str]:
-    return ["python3", "-c", WATCHER, root]
+def watcher_command(root: str = CONTENT_DIR, since: float | None = None) -> list[str]:
+    """The watcher's command line; `since` (epoch seconds): also report files modified since then."""
+    tail = [f"{POLL_SECONDS:g}", f"{since:.3f}"] if since is not None else []
+    return ["python3", "-c", WATCHER, root, *tail]
 
 
 def relative_path(pod_path: str, root: str = CONTENT_DIR) -> PurePosixPath | None:
@@ -145,9 +155,10 @@ def remove_file(root: Path, rel: PurePosixPath) -> bool:
 class Syncer:
     """Runs the watcher in the pod and mirrors its events into `root` (see module docstring)."""
 
-    def __init__(self, kubectl: Kubectl, pod: str, root: Path, out: Output, *,
-                 container: str = CONTAINER_NOTEBOOK) -> None:  # fmt: skip
+    def __init__(self, kubectl: Kubectl, pod: str, root: Path, out: Output, *, container: str = CONTAINER_NOTEBOOK,
+                 since: Callable[[], float | None] = lambda: None) -> None:  # fmt: skip
         self.kubectl, self.pod, self.root, self.out, self.container = kubectl, pod, root, out, container
+        self.since = since
         self.queue: asyncio.Queue[str] = asyncio.Queue()
         self.handled = 0
 
@@ -161,7 +172,7 @@ class Syncer:
                 await worker
 
     async def _once(self, stop: asyncio.Event) -> Run | None:
-        argv = self.kubectl.exec_argv(self.pod, self.container, watcher_command())
+        argv = self.kubectl.exec_argv(self.pod, self.container, watcher_command(since=self.since()))
         self.out.detail(f"sync: watching {CONTENT_DIR} in pod/{self.pod}", level=2)
         return await run_child(self.kubectl, argv, stop, on_stdout=self.queue.put_nowait,
                                on_stderr=lambda line: self.out.detail(f"sync: {line}"))  # fmt: skip

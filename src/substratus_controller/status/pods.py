@@ -107,6 +107,13 @@ def pod_problem(pod: JSON, *, restarts: bool, previous: str | None = None) -> Po
     return None
 
 
+def pod_ready(pod: JSON) -> bool:
+    """Running with the `Ready` condition True."""
+    status = pod.get("status") or {}
+    ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or ())
+    return status.get("phase") == "Running" and ready
+
+
 def previous_pull_message(previous: JSON | None) -> str | None:
     """The message of the ImagePullFailed a condition reported, to keep over the kubelet's back-off."""
     if previous is not None and previous.get("reason") == Reason.IMAGE_PULL_FAILED:

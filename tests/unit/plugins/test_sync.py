@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import subprocess
 import sys
 import time
@@ -116,6 +117,7 @@ def test_the_watcher_reports_changes_and_skips_what_it_should(tmp_path: Path) ->
         ("CREATE", f"{root}/new.py"), ("REMOVE", f"{root}/old.py"), ("WRITE", f"{root}/src/keep.py"),
     ]  # fmt: skip
     assert watcher_command() == ["python3", "-c", WATCHER, "/content"]
+    assert watcher_command(since=12.5) == ["python3", "-c", WATCHER, "/content", "1", "12.500"]
 
 
 class ScriptedKubectl(Kubectl):
@@ -161,3 +163,23 @@ async def test_syncer_mirrors_events(tmp_path: Path) -> None:
         "sync: updated b.txt",
         "sync: removed gone/old.txt",
     ]
+
+
+def test_the_watcher_reports_files_saved_since_the_pod_started(tmp_path: Path) -> None:
+    """A file saved after the pod started but before the watcher did is still synced; older ones are not."""
+    root = tmp_path / "content"
+    root.mkdir()
+    (root / "from-image.ipynb").write_text("old")
+    os.utime(root / "from-image.ipynb", (1000.0, 1000.0))
+    (root / "saved-early.txt").write_text("new")
+    (root / "params.json").write_text("{}")  # mounted by the operator: never synced
+    since = time.time() - 5
+    proc = subprocess.Popen([sys.executable, "-c", WATCHER, str(root), "0.05", f"{since:.3f}"],
+                            stdout=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        events = read_events(proc, 1)
+        time.sleep(0.3)
+    finally:
+        proc.terminate()
+        proc.wait(5)
+    assert [(e["op"], e["path"]) for e in events] == [("CREATE", f"{root}/saved-early.txt")]

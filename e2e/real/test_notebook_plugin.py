@@ -1,0 +1,201 @@
+"""Real tier: `kubectl notebook` against a real Jupyter pod, with kubectl v1.20 (Debian 12's) and a current one.
+
+Through kubectl's own plugin mechanism (`kubectl notebook ...` finds `kubectl-notebook` on PATH): a real
+port-forward answered over HTTP behind the token, a file saved through Jupyter synced back into the local
+directory by the exec watcher, the pod replaced under the plugin (port-forward and sync follow the new pod;
+kubectl v1.20's port-forward alone would hang), and Ctrl-C suspending the Notebook.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import queue
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from e2e.conftest import eventually, get, wait_condition
+from e2e.real.conftest import kubectl_binaries, manifest
+from substratus_controller.constants import Kind
+from substratus_controller.runtime import resources as k8s
+from substratus_controller.runtime.client import Client, NotFound
+from substratus_controller.testing.controlplane import free_port
+from substratus_controller.testing.stack import Stack
+
+URL = re.compile(r"http://localhost:(\d+)/\?token=(\S+)")
+
+
+class Plugin:
+    """`kubectl notebook ...` as a child process; stdout lines collected by a thread."""
+
+    def __init__(self, argv: list[str], env: dict[str, str]) -> None:
+        self.proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.seen: list[str] = []
+        threading.Thread(target=self._pump, daemon=True).start()
+
+    def _pump(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.put(line.rstrip("\n"))
+
+    def wait_for(self, pattern: re.Pattern[str] | str, timeout: float) -> re.Match[str]:
+        deadline = time.monotonic() + timeout
+        rx = re.compile(pattern) if isinstance(pattern, str) else pattern
+        while time.monotonic() < deadline:
+            try:
+                line = self.lines.get(timeout=0.2)
+            except queue.Empty:
+                if self.proc.poll() is not None and self.lines.empty():
+                    break
+                continue
+            self.seen.append(line)
+            match = rx.search(line)
+            if match:
+                return match
+        raise AssertionError(f"{rx.pattern!r} not printed within {timeout:g}s; output:\n" + "\n".join(self.seen))
+
+    def drain(self) -> str:
+        while not self.lines.empty():
+            self.seen.append(self.lines.get())
+        return "\n".join(self.seen)
+
+
+def jupyter(port: int, path: str, token: str | None, *, method: str = "GET", body: Any = None) -> tuple[int, Any]:
+    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method=method,
+                                 data=json.dumps(body).encode() if body is not None else None)  # fmt: skip
+    if token:
+        req.add_header("Authorization", f"token {token}")
+    if body is not None:
+        req.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return resp.status, json.loads(resp.read() or b"null")
+    except urllib.error.HTTPError as exc:
+        return exc.code, None
+    except OSError:  # refused or reset: nothing forwards right now
+        return 0, None
+
+
+async def within(plugin: Plugin, check: Callable[[], Awaitable[bool]], *, timeout: float) -> None:
+    try:
+        await eventually(check, timeout=timeout, interval=0.5)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; the plugin printed:\n{plugin.drain()}") from None
+
+
+@contextlib.contextmanager
+def kubectl_on_path(binary: str, tmp: Path) -> Iterator[dict[str, str]]:
+    """An environment whose PATH has `binary` as kubectl and the package's kubectl-notebook."""
+    bindir = tmp / "bin"
+    bindir.mkdir()
+    (bindir / "kubectl").symlink_to(binary)
+    plugin = shutil.which("kubectl-notebook", path=str(Path(sys.executable).parent))
+    assert plugin, "kubectl-notebook is not installed next to the test interpreter"
+    (bindir / "kubectl-notebook").symlink_to(plugin)
+    yield {**os.environ, "PATH": f"{bindir}:/usr/bin:/bin"}
+
+
+@pytest.mark.parametrize("version", ["v1.20", "current"])
+async def test_kubectl_notebook_on_a_real_pod(version: str, real_stack: Stack, real_client: Client,
+                                              real_namespace: str, tmp_path: Path) -> None:  # fmt: skip
+    ns, client = real_namespace, real_client
+    binary = kubectl_binaries()[version]
+    work = tmp_path / "work"
+    work.mkdir()
+    nb = manifest("Notebook", "lab", {"image": "substratus.local/notebook:0.1", "resources": {"cpu": 0, "memory": 1}})
+    (work / "notebook.yaml").write_text(yaml.safe_dump(nb))
+    port = free_port()
+    with kubectl_on_path(binary, tmp_path) as env:
+        env["KUBECONFIG"] = str(real_stack.kubeconfig)
+        version_out = (await asyncio.to_thread(subprocess.run, ["kubectl", "version", "--client"], env=env,
+                                               capture_output=True, text=True, check=True)).stdout  # fmt: skip
+        assert ("v1.20." in version_out) == (version == "v1.20"), version_out
+        plugin = Plugin(["kubectl", "notebook", "-n", ns, "-d", str(work), "--no-build", "--no-open-browser",
+                         "--port", str(port), "-v"], env)  # fmt: skip
+        try:
+            url = await asyncio.to_thread(plugin.wait_for, URL, 150)
+            assert int(url.group(1)) == port
+            token = url.group(2)
+
+            # the real Jupyter, through the real port-forward, behind its token
+            status, body = await asyncio.to_thread(jupyter, port, "/api/status", token)
+            assert status == 200, plugin.drain()
+            assert "started" in body
+            assert (await asyncio.to_thread(jupyter, port, "/api/status", None))[0] == 403
+
+            # a file saved through Jupyter (into the writable /content) comes back into the local directory
+            saved = {"type": "file", "format": "text", "content": "hello from the pod\n"}
+            status, _ = await asyncio.to_thread(jupyter, port, "/api/contents/notes.txt", token, method="PUT",
+                                                body=saved)  # fmt: skip
+            assert status in (200, 201)
+
+            def synced(name: str, text: str) -> Callable[[], Awaitable[bool]]:
+                async def check() -> bool:
+                    path = work / name
+                    return path.is_file() and path.read_text() == text
+
+                return check
+
+            await within(plugin, synced("notes.txt", "hello from the pod\n"), timeout=30)
+
+            # the pod is replaced under the plugin: port-forward and sync follow the new pod
+            first = await client.get(k8s.PODS, "lab-notebook", ns)
+            await client.delete(k8s.PODS, "lab-notebook", ns)
+            await asyncio.to_thread(plugin.wait_for, "was replaced", 60)
+
+            async def new_pod_serves() -> bool:
+                try:
+                    pod = await client.get(k8s.PODS, "lab-notebook", ns)
+                except NotFound:
+                    return False
+                if pod["metadata"]["uid"] == first["metadata"]["uid"]:
+                    return False
+                code, _ = await asyncio.to_thread(jupyter, port, "/api/status", token)
+                return code == 200
+
+            await within(plugin, new_pod_serves, timeout=120)
+            again = {"type": "file", "format": "text", "content": "after the restart\n"}
+            status, _ = await asyncio.to_thread(jupyter, port, "/api/contents/again.txt", token, method="PUT",
+                                                body=again)  # fmt: skip
+            assert status in (200, 201)
+            await within(plugin, synced("again.txt", "after the restart\n"), timeout=30)
+        finally:
+            if plugin.proc.poll() is None:
+                plugin.proc.send_signal(signal.SIGINT)  # Ctrl-C
+            try:
+                code = await asyncio.to_thread(plugin.proc.wait, 60)
+            except subprocess.TimeoutExpired:
+                plugin.proc.kill()
+                raise
+        output = plugin.drain()
+        assert code == 0, output
+        assert "suspended" in output, output
+
+    obj = await get(client, Kind.NOTEBOOK, ns, "lab")
+    assert obj["spec"]["suspend"] is True
+    await wait_condition(client, Kind.NOTEBOOK, ns, "lab", "Serving", "False", reason="Suspended", timeout=60)
+
+    async def pod_gone() -> bool:
+        try:
+            await client.get(k8s.PODS, "lab-notebook", ns)
+        except NotFound:
+            return True
+        return False
+
+    await eventually(pod_gone, timeout=90, interval=1)
