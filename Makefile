@@ -2,14 +2,22 @@
 SHELL := /bin/bash
 BIN := .venv/bin
 
-.PHONY: bootstrap test lint generate demo image-check testenv-up testenv-down
+.PHONY: bootstrap test test-fast test-real lint generate demo image-check testenv-up testenv-down
 
 bootstrap:
 	@hack/bootstrap.sh
 
-## test: the whole test suite, against a real control plane
+## test: the whole test suite, both tiers (the real-node tier needs root)
 test: bootstrap
 	$(BIN)/pytest
+
+## test-fast: the fast tier (real control plane, simulated kubelet)
+test-fast: bootstrap
+	$(BIN)/pytest -m "not realnode"
+
+## test-real: the real-node tier (real pods; root)
+test-real: bootstrap
+	$(BIN)/pytest -m realnode
 
 ## lint: ruff, formatting, mypy --strict, import-linter contracts, generated files up to date
 lint: bootstrap
@@ -30,7 +38,7 @@ generate: bootstrap
 
 ## demo: the main job on the embedded default (starts, shows and stops everything itself)
 demo: bootstrap
-	$(BIN)/python hack/demo.py
+	$(BIN)/python hack/demo.py $(DEMO_ARGS)
 
 testenv-up: bootstrap
 	@PYTHON=$(BIN)/python hack/testenv.sh up

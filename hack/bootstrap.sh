@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
 # Prepare a fresh Debian 12/13 machine (or refresh a prepared one) for development, tests and the demo:
-#   1. system packages: python3 (>= 3.11) with venv, openssl, git, make, kubectl;
+#   1. system packages: python3 (>= 3.11) with venv, openssl, git, make, kubectl, and for the real node
+#      containerd, runc, the CNI plugins, iproute2, iptables, debootstrap and gcc (its images);
 #   2. a virtualenv in .venv with the package and its dev dependencies (redone when pyproject.toml changes);
-#   3. the test control plane binaries (hack/testenv.sh provision; built once, then cached).
-# Idempotent and quick when nothing is missing. Installing packages needs root or sudo.
+#   3. the test platform's binaries (hack/testenv.sh provision: etcd, kube-apiserver, kube-controller-manager,
+#      kubelet, kube-scheduler and kubectl v1.20 built once, a current kubectl; all cached);
+#   4. as root: the real node's images (pause, the python base, the reference images of images/; cached).
+# Idempotent and quick when nothing is missing. Installing packages needs root or sudo; the real node and its
+# images need root itself.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,17 +28,22 @@ PY="${PYTHON:-python3}"
 if ! command -v "$PY" >/dev/null 2>&1; then missing+=(python3 python3-venv python3-pip)
 elif ! "$PY" -c 'import ensurepip, venv' >/dev/null 2>&1; then missing+=(python3-venv)
 fi
-if ! command -v kubectl >/dev/null 2>&1; then
-  # Debian 13 packages kubectl itself; Debian 12 only kubernetes-client (v1.20).
-  if apt-cache show kubectl >/dev/null 2>&1; then missing+=(kubectl); else missing+=(kubernetes-client); fi
-fi
-if [ ${#missing[@]} -gt 0 ]; then
-  log "installing ${missing[*]}"
+# the real node (testing/realnode.py) and its images (testing/images.py)
+for tool in containerd runc ctr ip iptables unshare debootstrap gcc sysctl; do
+  command -v "$tool" >/dev/null 2>&1 || [ -x "/usr/sbin/$tool" ] || [ -x "/sbin/$tool" ] || { missing+=(
+    containerd runc containernetworking-plugins iproute2 iptables util-linux debootstrap gcc libc6-dev procps); break; }
+done
+[ -x /usr/lib/cni/bridge ] || missing+=(containernetworking-plugins)
+need_kubectl=0
+command -v kubectl >/dev/null 2>&1 || need_kubectl=1
+if [ ${#missing[@]} -gt 0 ] || [ "$need_kubectl" = 1 ]; then
   as_root apt-get update -qq
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
-  if ! command -v kubectl >/dev/null 2>&1; then
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq kubernetes-client >/dev/null
+  # Debian 13 packages kubectl itself; Debian 12 only kubernetes-client (v1.20). Asked after the update.
+  if [ "$need_kubectl" = 1 ]; then
+    if apt-cache show kubectl >/dev/null 2>&1; then missing+=(kubectl); else missing+=(kubernetes-client); fi
   fi
+  log "installing ${missing[*]}"
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
 "$PY" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' \
@@ -50,3 +59,9 @@ if [ ! -x .venv/bin/python ] || [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stam
 fi
 
 hack/testenv.sh provision >/dev/null
+
+if [ "$(id -u)" -eq 0 ]; then
+  PYTHONPATH=src .venv/bin/python -m substratus_controller.testing images >/dev/null
+else
+  log "not root: the real node's images are not built (the real-node tier and \`make demo\` need root)"
+fi

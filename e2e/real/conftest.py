@@ -10,10 +10,8 @@ removed, when the session ends, also after a failure.
 from __future__ import annotations
 
 import contextlib
-import socket
-import subprocess
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +20,6 @@ import pytest
 from e2e.conftest import eventually
 from substratus_controller.runtime import resources as k8s
 from substratus_controller.runtime.client import Client, NotFound
-from substratus_controller.testing.controlplane import free_port
 from substratus_controller.testing.stack import Stack
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -89,33 +86,6 @@ def kubectl_binaries() -> dict[str, str]:
         if not path.is_file():
             raise AssertionError(f"{path} is missing; run: hack/testenv.sh provision")
     return {"v1.20": str(old), "current": str(current)}
-
-
-@contextlib.contextmanager
-def port_forward(stack: Stack, namespace: str, target: str, remote: int, *, kubectl: str = "kubectl") -> Iterator[int]:
-    """`kubectl port-forward TARGET LOCAL:REMOTE` (a real SPDY stream through the API server and the kubelet)
-    until the block ends; yields the local port once it forwards."""
-    local = free_port()
-    proc = subprocess.Popen(
-        [kubectl, "--kubeconfig", str(stack.kubeconfig), "-n", namespace, "port-forward", target, f"{local}:{remote}"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        assert "Forwarding from" in line, (
-            f"port-forward did not start: {line}{proc.stdout.read() if proc.poll() else ''}"
-        )
-        with socket.create_connection(("127.0.0.1", local), timeout=5):
-            pass
-        yield local
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def manifest(kind: str, name: str, spec: dict[str, Any], **meta: Any) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from e2e.conftest import condition, eventually, get, wait_condition
-from e2e.real.conftest import ROOT, namespace_for, port_forward
+from e2e.real.conftest import ROOT, namespace_for
 from substratus_controller.constants import Kind
 from substratus_controller.controllers.common import RESOURCE_OF
 from substratus_controller.runtime import resources as k8s
@@ -81,7 +81,7 @@ async def test_chain_runs_in_real_containers(real_stack: Stack, real_client: Cli
     assert training["rows"] == 40
 
     # The Server answers a completion from the trained model through a real port-forward.
-    with port_forward(real_stack, ns, "svc/facebook-opt-125m-squad-server", 8080) as port:
+    with real_stack.port_forward(ns, "svc/facebook-opt-125m-squad-server", 8080) as port:
         answer = await asyncio.to_thread(complete, port, "Who wrote Hamlet?")
     assert answer["choices"][0]["text"].strip() == "William Shakespeare"
     assert answer["model"] == "facebook/opt-125m-finetuned"

@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import signal
@@ -22,7 +23,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -257,6 +258,29 @@ class Stack:
         if check and result.returncode != 0:
             raise RuntimeError(f"kubectl {' '.join(args)} failed ({result.returncode}): {result.stderr}")
         return result
+
+    @contextlib.contextmanager
+    def port_forward(self, namespace: str, target: str, remote: int, *, kubectl: str = "kubectl") -> Iterator[int]:
+        """`kubectl port-forward TARGET LOCAL:REMOTE` (a real stream through the API server and the kubelet:
+        real node only) until the block ends; yields the local port once it forwards."""
+        local = free_port()
+        argv = [shutil.which(kubectl) or kubectl, "--kubeconfig", str(self.kubeconfig), "-n", namespace,
+                "port-forward", target, f"{local}:{remote}"]  # fmt: skip
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        try:
+            assert proc.stdout is not None
+            line = proc.stdout.readline()
+            if "Forwarding from" not in line:
+                rest = proc.stdout.read() if proc.poll() is not None else ""
+                raise RuntimeError(f"kubectl port-forward {target} did not start: {line}{rest}")
+            yield local
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
 
     async def stop(self) -> None:
         await self.stop_controller()
