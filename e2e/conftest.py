@@ -112,6 +112,28 @@ async def wait_condition(client: Client, kind: Kind, namespace: str, name: str, 
     return result
 
 
+async def resource_versions(client: Client, namespace: str) -> dict[str, str]:
+    """`<plural>/<name>` -> resourceVersion of the four kinds and every child kind in `namespace`."""
+    out = {}
+    for res in (*RESOURCE_OF.values(), k8s.JOBS, k8s.CONFIGMAPS, k8s.SERVICES, k8s.DEPLOYMENTS, k8s.SERVICEACCOUNTS,
+                k8s.PODS):  # fmt: skip
+        for item in (await client.list(res, namespace))["items"]:
+            out[f"{res.plural}/{item['metadata']['name']}"] = item["metadata"]["resourceVersion"]
+    return out
+
+
+def metric_sum(metrics: str, prefix: str, *methods: str) -> float:
+    """The sum of the samples starting with `prefix` (and, if given, with one of these `method` labels)."""
+    total = 0.0
+    for line in metrics.splitlines():
+        if line.startswith(prefix) and (not methods or any(f'method="{m}"' in line for m in methods)):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+WRITES = ("POST", "PUT", "PATCH", "DELETE")
+
+
 async def events_for(client: Client, namespace: str, name: str) -> list[dict[str, Any]]:
     items = (await client.list(k8s.EVENTS, namespace))["items"]
     return [e for e in items if (e.get("regarding") or {}).get("name") == name]

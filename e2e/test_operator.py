@@ -13,7 +13,7 @@ import pytest
 import yaml
 from tests.pss import restricted_violations
 
-from e2e.conftest import condition, events_for, eventually, get, wait_condition
+from e2e.conftest import WRITES, condition, events_for, eventually, get, metric_sum, resource_versions, wait_condition
 from substratus_controller.constants import Kind
 from substratus_controller.controllers.common import RESOURCE_OF
 from substratus_controller.runtime import resources as k8s
@@ -313,35 +313,14 @@ async def test_restart_resync_of_ready_objects_writes_nothing(stack: Stack, clie
         await wait_condition(client, Kind(doc["kind"]), namespace, doc["metadata"]["name"], "Ready", "True", timeout=90)
     await asyncio.sleep(1)
 
-    async def versions() -> dict[str, str]:
-        out = {}
-        for res in (*RESOURCE_OF.values(), k8s.JOBS, k8s.CONFIGMAPS, k8s.SERVICES, k8s.DEPLOYMENTS,
-                    k8s.SERVICEACCOUNTS, k8s.PODS):  # fmt: skip
-            for item in (await client.list(res, namespace))["items"]:
-                out[f"{res.plural}/{item['metadata']['name']}"] = item["metadata"]["resourceVersion"]
-        return out
-
-    before = await versions()
+    before = await resource_versions(client, namespace)
     await stack.stop_controller()
     await stack.start_controller()  # a fresh process relists everything and reconciles every object
 
-    def reconciled() -> float:
-        total = 0.0
-        for line in stack.metrics().splitlines():
-            if line.startswith("controller_runtime_reconcile_total{"):
-                total += float(line.rsplit(" ", 1)[1])
-        return total
-
     async def drained() -> bool:
-        return reconciled() >= len(docs)
+        return metric_sum(stack.metrics(), "controller_runtime_reconcile_total{") >= len(docs)
 
     await eventually(drained, timeout=60)
     await asyncio.sleep(2)
-    writes = [
-        line
-        for line in stack.metrics().splitlines()
-        if line.startswith("rest_client_requests_total{")
-        and any(f'method="{m}"' in line for m in ("POST", "PUT", "PATCH", "DELETE"))
-    ]
-    assert writes == [], writes
-    assert await versions() == before
+    assert metric_sum(stack.metrics(), "rest_client_requests_total{", *WRITES) == 0
+    assert await resource_versions(client, namespace) == before

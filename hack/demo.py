@@ -94,7 +94,7 @@ async def main(hold: bool) -> int:
                 answer = await asyncio.to_thread(post, port, "/v1/completions", {"prompt": question, "max_tokens": 8})
                 say(f"  {question!r} -> {answer['choices'][0]['text'].strip()!r}  ({answer['model']})")
 
-        secret = json.loads(await sh("get", "secret", f"{NAME}-notebook-token", "-o", "json"))
+        secret = json.loads((await stack.kubectl("get", "secret", f"{NAME}-notebook-token", "-o", "json")).stdout)
         token = base64.b64decode(secret["data"]["token"]).decode()
         say(f"\ndemo: the Notebook (kubectl port-forward pod/{NAME}-notebook)")
         with stack.port_forward("default", f"pod/{NAME}-notebook", 8888) as port:

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from e2e.conftest import condition, eventually, get, wait_condition
+from e2e.conftest import WRITES, condition, eventually, get, metric_sum, resource_versions, wait_condition
 from e2e.real.conftest import ROOT, namespace_for
 from substratus_controller.constants import Kind
 from substratus_controller.controllers.common import RESOURCE_OF
@@ -104,32 +104,17 @@ async def test_noop_resync_with_real_pods_writes_nothing(real_stack: Stack, real
     ns, client = chain, real_client
     await asyncio.sleep(3)  # let the last pod status updates land
 
-    async def versions() -> dict[str, str]:
-        out = {}
-        for res in (*RESOURCE_OF.values(), k8s.JOBS, k8s.CONFIGMAPS, k8s.SERVICES, k8s.DEPLOYMENTS,
-                    k8s.SERVICEACCOUNTS, k8s.PODS):  # fmt: skip
-            for item in (await client.list(res, ns))["items"]:
-                out[f"{res.plural}/{item['metadata']['name']}"] = item["metadata"]["resourceVersion"]
-        return out
-
-    before = await versions()
+    before = await resource_versions(client, ns)
     await real_stack.stop_controller()
     await real_stack.start_controller()
 
-    def counter(prefix: str, *methods: str) -> float:
-        total = 0.0
-        for line in real_stack.metrics().splitlines():
-            if line.startswith(prefix) and (not methods or any(f'method="{m}"' in line for m in methods)):
-                total += float(line.rsplit(" ", 1)[1])
-        return total
-
     async def drained() -> bool:
-        return counter("controller_runtime_reconcile_total{") >= 5
+        return metric_sum(real_stack.metrics(), "controller_runtime_reconcile_total{") >= 5
 
     await eventually(drained, timeout=60)
     await asyncio.sleep(3)
-    assert counter("rest_client_requests_total{", "POST", "PUT", "PATCH", "DELETE") == 0
-    assert await versions() == before
+    assert metric_sum(real_stack.metrics(), "rest_client_requests_total{", *WRITES) == 0
+    assert await resource_versions(client, ns) == before
 
 
 async def test_rerun_on_the_real_node_changes_the_trained_output(real_stack: Stack, real_client: Client,

@@ -345,15 +345,8 @@ class ControlPlane:
 
         Raises urllib.error.HTTPError for any non-2xx answer (its body holds the API Status).
         """
-        data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(self.url + path, data=data, method=method)
-        req.add_header("Authorization", f"Bearer {self.token}")
-        req.add_header("Accept", "application/json")
-        if data is not None:
-            req.add_header("Content-Type", content_type)
-        with urllib.request.urlopen(req, timeout=timeout, context=_insecure()) as resp:
-            raw = resp.read()
-        return json.loads(raw) if raw else None
+        return admin_request(self.url, self.token, path, method=method, body=body, content_type=content_type,
+                             timeout=timeout)  # fmt: skip
 
     def _api_ok(self, path: str) -> bool:
         try:
@@ -370,6 +363,20 @@ class ControlPlane:
         except urllib.error.HTTPError:
             return False
         return bool(sa.get("secrets"))
+
+
+def admin_request(server: str, token: str, path: str, *, method: str = "GET", body: Any = None,
+                  content_type: str = "application/json", timeout: float = 10) -> Any:  # fmt: skip
+    """A JSON request with a bearer token to a test API server (self-signed: not verified); the parsed answer."""
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(server + path, data=data, method=method)
+    req.add_header("Authorization", f"Bearer {token}")
+    req.add_header("Accept", "application/json")
+    if data is not None:
+        req.add_header("Content-Type", content_type)
+    with urllib.request.urlopen(req, timeout=timeout, context=_insecure()) as resp:
+        raw = resp.read()
+    return json.loads(raw) if raw else None
 
 
 def _insecure() -> ssl.SSLContext:

@@ -30,18 +30,16 @@ import json
 import os
 import shutil
 import signal
-import ssl
 import subprocess
 import threading
 import time
 import urllib.error
-import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .controlplane import default_cache_dir, free_port
+from .controlplane import admin_request, default_cache_dir, free_port
 
 SYSCTLS = ("vm.overcommit_memory", "vm.panic_on_oom", "kernel.panic", "kernel.panic_on_oops")
 CAP_SYS_RESOURCE = 24
@@ -129,20 +127,11 @@ class _Api:
         config = json.loads(kubeconfig.read_text())
         self.server = config["clusters"][0]["cluster"]["server"]
         self.token = config["users"][0]["user"]["token"]
-        self.ssl = ssl.create_default_context()
-        self.ssl.check_hostname = False
-        self.ssl.verify_mode = ssl.CERT_NONE
 
     def request(self, path: str, *, method: str = "GET", body: Any = None, content_type: str = "application/json",
                 timeout: float = 5.0) -> Any:  # fmt: skip
-        data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(self.server + path, data=data, method=method)
-        req.add_header("Authorization", f"Bearer {self.token}")
-        if data is not None:
-            req.add_header("Content-Type", content_type)
-        with urllib.request.urlopen(req, timeout=timeout, context=self.ssl) as resp:
-            raw = resp.read()
-        return json.loads(raw) if raw else None
+        return admin_request(self.server, self.token, path, method=method, body=body, content_type=content_type,
+                             timeout=timeout)  # fmt: skip
 
 
 def _cmdline(pid: int) -> list[str]:
