@@ -54,19 +54,6 @@ async def namespace(client: Client) -> str:
     return name
 
 
-TIER_SECONDS = {"fast": 0.0, "realnode": 0.0}
-
-
-def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    TIER_SECONDS["realnode" if "realnode" in report.keywords else "fast"] += report.duration
-
-
-def pytest_terminal_summary(terminalreporter: Any) -> None:
-    """The time each tier took in this run (setup + call + teardown), for the README's figures."""
-    fast, real = TIER_SECONDS["fast"], TIER_SECONDS["realnode"]
-    terminalreporter.write_line(f"tiers: fast {fast:.0f}s, real node {real:.0f}s (setup + call + teardown)")
-
-
 async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 60.0, interval: float = 0.1) -> Any:
     """Poll until `check` returns something truthy without raising NotFound/AssertionError; return it."""
     deadline = time.monotonic() + timeout
