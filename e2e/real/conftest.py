@@ -23,6 +23,7 @@ from substratus_controller.runtime.client import Client, NotFound
 from substratus_controller.testing.stack import Stack
 
 ROOT = Path(__file__).resolve().parents[2]
+SEEN_TOKENS: list[str] = []  # notebook tokens the tests saw in use (test_zz_logs.py looks for them in the logs)
 GPU_TYPES = "nvidia-t4"  # what LOCAL_GPU_TYPES tells the controller the node has (it has no GPU at all)
 
 

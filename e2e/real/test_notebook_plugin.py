@@ -30,7 +30,7 @@ import pytest
 import yaml
 
 from e2e.conftest import eventually, get, wait_condition
-from e2e.real.conftest import kubectl_binaries, manifest
+from e2e.real.conftest import SEEN_TOKENS, kubectl_binaries, manifest
 from substratus_controller.constants import Kind
 from substratus_controller.runtime import resources as k8s
 from substratus_controller.runtime.client import Client, NotFound
@@ -132,6 +132,7 @@ async def test_kubectl_notebook_on_a_real_pod(version: str, real_stack: Stack, r
             url = await asyncio.to_thread(plugin.wait_for, URL, 150)
             assert int(url.group(1)) == port
             token = url.group(2)
+            SEEN_TOKENS.append(token)
 
             # the real Jupyter, through the real port-forward, behind its token
             status, body = await asyncio.to_thread(jupyter, port, "/api/status", token)

@@ -7,7 +7,8 @@
   (the fast tier: pods are only reported Running/Succeeded, nothing runs);
 - the controller as its own process, started through its CLI (`substratus-controller run`), logging JSON to
   `<workdir>/controller.log`, and waited for until `/readyz` answers 200.
-`stop()` stops exactly what was started, in reverse order, also after a failed `start()`.
+`stop()` stops exactly what was started, in reverse order, also after a failed `start()`, and removes the
+work directory it made (logs, artifacts) unless SUBSTRATUS_KEEP_TESTENV=1.
 """
 
 from __future__ import annotations
@@ -157,6 +158,7 @@ class Stack:
             raise ValueError(f"node must be 'simulated' or 'real', not {node!r}")
         self.node_kind = node
         self.log = log
+        self._own_workdir = workdir is None
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="substratus-stack-"))
         self.kubelet_rules = list(kubelet_rules)
         self.controller_args = list(controller_args)
@@ -296,6 +298,8 @@ class Stack:
         if self.cp is not None:
             await asyncio.to_thread(self.cp.stop)
             self.cp = None
+        if self._own_workdir and os.environ.get("SUBSTRATUS_KEEP_TESTENV") != "1":
+            await asyncio.to_thread(shutil.rmtree, self.workdir, True)
 
     async def __aenter__(self) -> Stack:
         return await self.start()
