@@ -54,6 +54,11 @@ async def namespace(client: Client) -> str:
     return name
 
 
+def manifest(kind: str, name: str, spec: dict[str, Any], **meta: Any) -> dict[str, Any]:
+    """A substratus.ai/v1 object of `kind` named `name` (metadata fields in `meta`)."""
+    return {"apiVersion": "substratus.ai/v1", "kind": kind, "metadata": {"name": name, **meta}, "spec": spec}
+
+
 async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 60.0, interval: float = 0.1) -> Any:
     """Poll until `check` returns something truthy without raising NotFound/AssertionError; return it."""
     deadline = time.monotonic() + timeout

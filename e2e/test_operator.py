@@ -13,7 +13,17 @@ import pytest
 import yaml
 from tests.pss import restricted_violations
 
-from e2e.conftest import WRITES, condition, events_for, eventually, get, metric_sum, resource_versions, wait_condition
+from e2e.conftest import (
+    WRITES,
+    condition,
+    events_for,
+    eventually,
+    get,
+    manifest,
+    metric_sum,
+    resource_versions,
+    wait_condition,
+)
 from substratus_controller.constants import Kind
 from substratus_controller.controllers.common import RESOURCE_OF
 from substratus_controller.runtime import resources as k8s
@@ -22,10 +32,6 @@ from substratus_controller.testing.stack import Stack
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.e2e
-
-
-def manifest(kind: str, name: str, spec: dict[str, Any], **meta: Any) -> dict[str, Any]:
-    return {"apiVersion": "substratus.ai/v1", "kind": kind, "metadata": {"name": name, **meta}, "spec": spec}
 
 
 async def create(client: Client, namespace: str, obj: dict[str, Any]) -> dict[str, Any]:

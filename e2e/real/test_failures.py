@@ -12,8 +12,7 @@ import asyncio
 import json
 from typing import Any
 
-from e2e.conftest import condition, events_for, eventually, get, wait_condition
-from e2e.real.conftest import manifest
+from e2e.conftest import condition, events_for, eventually, get, manifest, wait_condition
 from substratus_controller.constants import Kind
 from substratus_controller.controllers.common import RESOURCE_OF
 from substratus_controller.runtime.client import Client

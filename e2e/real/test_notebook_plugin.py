@@ -29,8 +29,8 @@ from typing import Any
 import pytest
 import yaml
 
-from e2e.conftest import eventually, get, wait_condition
-from e2e.real.conftest import SEEN_TOKENS, kubectl_binaries, manifest
+from e2e.conftest import eventually, get, manifest, wait_condition
+from e2e.real.conftest import SEEN_TOKENS, kubectl_binaries
 from substratus_controller.constants import Kind
 from substratus_controller.runtime import resources as k8s
 from substratus_controller.runtime.client import Client, NotFound

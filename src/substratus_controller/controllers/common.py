@@ -70,12 +70,16 @@ WARNING_REASONS = {
 INDEX_PARENT = "substratus.ai/parent"  # pods by the object they run for: "<namespace>/<kind>/<name>"
 
 
-def parent_keys(pod: JSON) -> list[str]:
-    """The INDEX_PARENT keys of a pod, from its `substratus.ai/<kind>` labels (Job and ReplicaSet pods are
+def parent_name(pod: JSON, kind: Kind) -> str | None:
+    """The `kind` object a pod runs for, from its `substratus.ai/<kind>` label (Job and ReplicaSet pods are
     not owned by the object itself, so ownerReferences do not lead there)."""
-    labels = pod["metadata"].get("labels") or {}
+    return (pod["metadata"].get("labels") or {}).get(kind_label(kind))
+
+
+def parent_keys(pod: JSON) -> list[str]:
+    """The INDEX_PARENT keys of a pod (`<namespace>/<kind>/<name>`)."""
     ns = pod["metadata"].get("namespace")
-    return [f"{ns}/{kind.singular}/{labels[kind_label(kind)]}" for kind in Kind if kind_label(kind) in labels]
+    return [f"{ns}/{kind.singular}/{name}" for kind in Kind if (name := parent_name(pod, kind))]
 
 
 def now_rfc3339() -> str:

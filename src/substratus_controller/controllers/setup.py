@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from substratus_controller.constants import GROUP, LABEL_MANAGED_BY, MANAGED_BY_VALUE, Kind, kind_label
+from substratus_controller.constants import GROUP, LABEL_MANAGED_BY, MANAGED_BY_VALUE, Kind
 from substratus_controller.render.context import RenderContext
 from substratus_controller.runtime import predicates
 from substratus_controller.runtime import resources as k8s
@@ -28,7 +28,18 @@ from substratus_controller.runtime.controller import Controller, Request
 from substratus_controller.runtime.manager import Manager, ManagerOptions
 from substratus_controller.runtime.store import projection
 
-from .common import DATASETS, INDEX_PARENT, MODELS, NOTEBOOKS, SERVERS, Caches, KindReconciler, Operator, parent_keys
+from .common import (
+    DATASETS,
+    INDEX_PARENT,
+    MODELS,
+    NOTEBOOKS,
+    SERVERS,
+    Caches,
+    KindReconciler,
+    Operator,
+    parent_keys,
+    parent_name,
+)
 from .dataset import DatasetReconciler
 from .model import ModelReconciler
 from .notebook import NotebookReconciler
@@ -60,7 +71,7 @@ def _dependents(cache: CachedResource, index: str) -> Callable[[JSON], Iterable[
 
 def _pod_parent(kind: Kind) -> Callable[[JSON], Iterable[Request]]:
     def mapper(pod: JSON) -> Iterable[Request]:
-        name = (pod["metadata"].get("labels") or {}).get(kind_label(kind))
+        name = parent_name(pod, kind)
         return (Request(pod["metadata"].get("namespace"), name),) if name else ()
 
     return mapper
