@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Prepare a fresh Debian 12/13 machine (or refresh a prepared one) for development, tests and the demo:
 #   1. system packages: python3 (>= 3.11) with venv, openssl, git, make, kubectl, and for the real node
-#      containerd, runc, the CNI plugins, iproute2, iptables, debootstrap and gcc (its images);
+#      containerd, runc, the CNI plugins, iproute2, iptables, debootstrap and gcc (its images), and for real
+#      image builds Debian's docker-registry (the CNCF distribution registry) and skopeo;
 #   2. a virtualenv in .venv with the package and its dev dependencies (redone when pyproject.toml changes);
 #   3. the test platform's binaries (hack/testenv.sh provision: etcd, kube-apiserver, kube-controller-manager,
 #      kubelet, kube-scheduler and kubectl v1.20 built once, a current kubectl; all cached);
@@ -34,6 +35,9 @@ for tool in containerd runc ctr ip iptables unshare debootstrap gcc sysctl; do
     containerd runc containernetworking-plugins iproute2 iptables util-linux debootstrap gcc libc6-dev procps); break; }
 done
 [ -x /usr/lib/cni/bridge ] || missing+=(containernetworking-plugins)
+# the real node's registry (testing/realnode.py starts it on the bridge address, by pid) and its pusher
+command -v docker-registry >/dev/null 2>&1 || missing+=(docker-registry)
+command -v skopeo >/dev/null 2>&1 || missing+=(skopeo)
 need_kubectl=0
 command -v kubectl >/dev/null 2>&1 || need_kubectl=1
 if [ ${#missing[@]} -gt 0 ] || [ "$need_kubectl" = 1 ]; then
@@ -43,7 +47,16 @@ if [ ${#missing[@]} -gt 0 ] || [ "$need_kubectl" = 1 ]; then
     if apt-cache show kubectl >/dev/null 2>&1; then missing+=(kubectl); else missing+=(kubernetes-client); fi
   fi
   log "installing ${missing[*]}"
+  # docker-registry's package would start its own service (all addresses, port 5000) on machines with an
+  # init system; the real node runs its own registry on the bridge address instead, so no service starts
+  # during the install (policy-rc.d, Debian's mechanism; only ours is removed afterwards).
+  policy=/usr/sbin/policy-rc.d
+  if [ ! -e "$policy" ]; then
+    as_root sh -c "printf '#!/bin/sh\nexit 101\n' > $policy && chmod 755 $policy"
+    trap 'as_root rm -f '"$policy" EXIT
+  fi
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  if [ -n "$(trap -p EXIT)" ]; then as_root rm -f "$policy"; trap - EXIT; fi
 fi
 
 "$PY" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' \

@@ -9,20 +9,13 @@ kubectl v1.20's port-forward alone would hang), and Ctrl-C suspending the Notebo
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-import os
-import queue
 import re
-import shutil
 import signal
 import subprocess
-import sys
-import threading
-import time
 import urllib.error
 import urllib.request
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +24,7 @@ import yaml
 
 from e2e.conftest import eventually, get, manifest, wait_condition
 from e2e.real.conftest import SEEN_TOKENS, kubectl_binaries
+from e2e.real.pluginproc import Plugin, kubectl_on_path
 from substratus_controller.constants import Kind
 from substratus_controller.runtime import resources as k8s
 from substratus_controller.runtime.client import Client, NotFound
@@ -38,42 +32,6 @@ from substratus_controller.testing.controlplane import free_port
 from substratus_controller.testing.stack import Stack
 
 URL = re.compile(r"http://localhost:(\d+)/\?token=(\S+)")
-
-
-class Plugin:
-    """`kubectl notebook ...` as a child process; stdout lines collected by a thread."""
-
-    def __init__(self, argv: list[str], env: dict[str, str]) -> None:
-        self.proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        self.lines: queue.Queue[str] = queue.Queue()
-        self.seen: list[str] = []
-        threading.Thread(target=self._pump, daemon=True).start()
-
-    def _pump(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.lines.put(line.rstrip("\n"))
-
-    def wait_for(self, pattern: re.Pattern[str] | str, timeout: float) -> re.Match[str]:
-        deadline = time.monotonic() + timeout
-        rx = re.compile(pattern) if isinstance(pattern, str) else pattern
-        while time.monotonic() < deadline:
-            try:
-                line = self.lines.get(timeout=0.2)
-            except queue.Empty:
-                if self.proc.poll() is not None and self.lines.empty():
-                    break
-                continue
-            self.seen.append(line)
-            match = rx.search(line)
-            if match:
-                return match
-        raise AssertionError(f"{rx.pattern!r} not printed within {timeout:g}s; output:\n" + "\n".join(self.seen))
-
-    def drain(self) -> str:
-        while not self.lines.empty():
-            self.seen.append(self.lines.get())
-        return "\n".join(self.seen)
 
 
 def jupyter(port: int, path: str, token: str | None, *, method: str = "GET", body: Any = None) -> tuple[int, Any]:
@@ -97,18 +55,6 @@ async def within(plugin: Plugin, check: Callable[[], Awaitable[bool]], *, timeou
         await eventually(check, timeout=timeout, interval=0.5)
     except AssertionError as exc:
         raise AssertionError(f"{exc}; the plugin printed:\n{plugin.drain()}") from None
-
-
-@contextlib.contextmanager
-def kubectl_on_path(binary: str, tmp: Path) -> Iterator[dict[str, str]]:
-    """An environment whose PATH has `binary` as kubectl and the package's kubectl-notebook."""
-    bindir = tmp / "bin"
-    bindir.mkdir()
-    (bindir / "kubectl").symlink_to(binary)
-    plugin = shutil.which("kubectl-notebook", path=str(Path(sys.executable).parent))
-    assert plugin, "kubectl-notebook is not installed next to the test interpreter"
-    (bindir / "kubectl-notebook").symlink_to(plugin)
-    yield {**os.environ, "PATH": f"{bindir}:/usr/bin:/bin"}
 
 
 @pytest.mark.parametrize("version", ["v1.20", "current"])

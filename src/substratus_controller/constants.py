@@ -112,6 +112,10 @@ class Reason(StrEnum):
     CONTAINER_CONFIG_ERROR = "ContainerConfigError"
 
 
+# KEP-1755: where a local cluster says its registry is (cloud/registry_hosting.py).
+LOCAL_REGISTRY_HOSTING_NAME: Final = "local-registry-hosting"
+LOCAL_REGISTRY_HOSTING_KEY: Final = "localRegistryHosting.v1"
+
 # Fixed, per-namespace ServiceAccounts.
 SA_BUILDER: Final = "container-builder"
 SA_DATA_LOADER: Final = "data-loader"

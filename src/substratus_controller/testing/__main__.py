@@ -86,7 +86,18 @@ def build_images() -> Path:
 def node(command: str, kubeconfig: Path | None, with_images: bool) -> int:
     n = RealNode(kubeconfig, log=_log)
     if command == "up":
-        n.up(images=[build_images()] if with_images else [])
+        if not with_images:
+            n.up()
+            return 0
+        archive, bases = images.node_archives(log=_log)
+        n.up(images=[archive])
+        for ref in n.push_bases(bases, images.BASES).values():
+            _log(f"base image in the node's registry: {ref}")
+        settings = " ".join(f"{k}={v}" for k, v in images.NODE_BUILDER.items())
+        _log(
+            f"registry {n.s.registry} (published as kube-public/local-registry-hosting); git server "
+            f"{n.s.git_url}/<a directory under {n.git_root}>; build with the controller settings {settings}"
+        )
     elif command == "down":
         n.down()
         _log("real node down")

@@ -2,7 +2,10 @@
 
 - `substratus.local/pause:3.2`: the pod sandbox, a static C program (sleep, reap zombies, exit on TERM);
 - `substratus.local/python:3.11`: Debian bookworm minbase with python3, pip and CA certificates
-  (debootstrap), the base of the reference images (like upstream's `python:3.11` bases);
+  (debootstrap), the base of the reference images (like upstream's `python:3.11` bases); the real tier also
+  pushes it to the node's registry as `base/python:3.11`, the `FROM` of the Dockerfiles it builds;
+- `substratus.local/buildah:1.28` (buildah, vfs storage) and `substratus.local/git:2.39` (entrypoint git):
+  the builder Job's images on the real tier (`--builder buildah`, `--builder-image`, `--git-image`);
 - `substratus.local/<name>:0.1` for every `images/<name>/Dockerfile` of the repository (the reference
   workload images), built FROM the python base by `dockerfile.build` with `BASE=substratus.local/python:3.11`.
 
@@ -34,9 +37,10 @@ from .imagepack import DEFAULT_PATH, Image, ImageConfig, LayerStore, tree_layer,
 REGISTRY = "substratus.local"
 PAUSE_REF = f"{REGISTRY}/pause:3.2"
 PYTHON_REF = f"{REGISTRY}/python:3.11"
+BUILDAH_REF = f"{REGISTRY}/buildah:1.28"
+GIT_REF = f"{REGISTRY}/git:2.39"
 REFERENCE_TAG = "0.1"
 DEBIAN_MIRROR = "http://deb.debian.org/debian"
-PYTHON_RECIPE = "debootstrap --variant=minbase --include=python3,python3-pip,ca-certificates bookworm"
 STRIPPED = ("var/cache/apt/archives", "var/lib/apt/lists", "usr/share/doc", "usr/share/man", "usr/share/info",
             "usr/share/locale")  # fmt: skip
 PAUSE_C = r"""
@@ -126,19 +130,54 @@ def pause_image(cache: ImageCache, log: Log) -> Image:
     return cache.save(Image(PAUSE_REF, [layer], config, ["substratus pause (gcc -static)"]), key)
 
 
-def python_image(cache: ImageCache, log: Log) -> Image:
-    key = _key("python", PYTHON_RECIPE, *STRIPPED)
-    image = cache.load(PYTHON_REF, key)
+@dataclass(frozen=True)
+class DebianImage:
+    """A Debian bookworm minbase image with `packages`, stripped of docs and apt caches, plus `files`."""
+
+    ref: str
+    packages: tuple[str, ...]
+    config: ImageConfig
+    files: tuple[tuple[str, str], ...] = ()  # (path in the image, content)
+
+    @property
+    def recipe(self) -> str:
+        return f"debootstrap --variant=minbase --include={','.join(self.packages)} bookworm"
+
+    def key(self) -> str:
+        return _key(self.ref, self.recipe, *STRIPPED, json.dumps(self.config.to_json(), sort_keys=True),
+                    *(f"{path}\n{content}" for path, content in self.files))  # fmt: skip
+
+
+PYTHON = DebianImage(PYTHON_REF, ("python3", "python3-pip", "ca-certificates"),
+                     ImageConfig(env=[DEFAULT_PATH], cmd=["python3"]))  # fmt: skip
+# The real tier's image builder (render/builders.py renders its command): buildah with vfs storage and chroot
+# isolation, no registry configuration beyond "no short names" (the rendered --tls-verify flag says whether a
+# registry is plain HTTP). netavark: buildah's containers-common needs the virtual container-network-stack,
+# which debootstrap cannot resolve; runc: buildah's declared runtime (chroot isolation does not use it).
+BUILDAH = DebianImage(BUILDAH_REF, ("buildah", "runc", "netavark"),
+                      ImageConfig(env=[DEFAULT_PATH], cmd=["buildah", "--version"]), (
+    ("etc/containers/storage.conf",
+     '[storage]\ndriver = "vfs"\nrunroot = "/run/containers/storage"\ngraphroot = "/var/lib/containers/storage"\n'),
+    ("etc/containers/registries.conf", "unqualified-search-registries = []\n"),
+    ("etc/containers/policy.json", '{"default": [{"type": "insecureAcceptAnything"}]}\n'),
+))  # fmt: skip
+# The git-clone image (entrypoint git, like alpine/git): git:// and http:// only (no CA certificates).
+GIT = DebianImage(GIT_REF, ("git",), ImageConfig(env=[DEFAULT_PATH], entrypoint=["git"]))
+
+
+def debian_image(cache: ImageCache, log: Log, spec: DebianImage) -> Image:
+    key = spec.key()
+    image = cache.load(spec.ref, key)
     if image is not None:
         return image
     if os.geteuid() != 0:
-        raise ImageError(f"building {PYTHON_REF} needs root (debootstrap); run hack/bootstrap.sh as root")
-    log(f"building {PYTHON_REF} ({PYTHON_RECIPE}, about a minute)")
-    with tempfile.TemporaryDirectory(prefix="substratus-python-") as tmp:
+        raise ImageError(f"building {spec.ref} needs root (debootstrap); run hack/bootstrap.sh as root")
+    log(f"building {spec.ref} ({spec.recipe}, about a minute)")
+    with tempfile.TemporaryDirectory(prefix="substratus-debian-") as tmp:
         root = Path(tmp) / "rootfs"
-        argv = ["debootstrap", "--variant=minbase", "--include=python3,python3-pip,ca-certificates", "bookworm",
+        argv = ["debootstrap", "--variant=minbase", f"--include={','.join(spec.packages)}", "bookworm",
                 str(root), DEBIAN_MIRROR]  # fmt: skip
-        _check(argv, what=PYTHON_REF)
+        _check(argv, what=spec.ref)
         for rel in STRIPPED:
             path = root / rel
             if path.is_dir():
@@ -146,9 +185,22 @@ def python_image(cache: ImageCache, log: Log) -> Image:
                 path.mkdir(mode=0o755)
         (root / "etc" / "resolv.conf").unlink(missing_ok=True)  # the runtime provides it
         (root / "etc" / "hostname").unlink(missing_ok=True)
+        for rel, content in spec.files:
+            path = root / rel
+            if path.is_dir():
+                shutil.rmtree(path)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(content)
+            path.chmod(0o644)
+        shortnames = root / "etc" / "containers" / "registries.conf.d"
+        if shortnames.is_dir():
+            shutil.rmtree(shortnames)
         layer = tree_layer(cache.store, root)
-    config = ImageConfig(env=[DEFAULT_PATH], cmd=["python3"])
-    return cache.save(Image(PYTHON_REF, [layer], config, [f"substratus {PYTHON_RECIPE}"]), key)
+    return cache.save(Image(spec.ref, [layer], spec.config, [f"substratus {spec.recipe}"]), key)
+
+
+def python_image(cache: ImageCache, log: Log) -> Image:
+    return debian_image(cache, log, PYTHON)
 
 
 def reference_images(cache: ImageCache, base: Image, log: Log, images_dir: Path | None = None) -> list[Image]:
@@ -172,19 +224,37 @@ def reference_images(cache: ImageCache, base: Image, log: Log, images_dir: Path 
 
 def ensure_images(*, cache_dir: Path | None = None, images_dir: Path | None = None,
                   log: Log = lambda _m: None) -> list[Image]:  # fmt: skip
-    """All the node's images (pause, python, reference), built where missing or stale."""
+    """All the node's images (pause, python, the builder's, reference), built where missing or stale."""
     cache = ImageCache(cache_dir or default_images_dir())
     base = python_image(cache, log)
-    return [pause_image(cache, log), base, *reference_images(cache, base, log, images_dir)]
+    builders = [debian_image(cache, log, BUILDAH), debian_image(cache, log, GIT)]
+    return [pause_image(cache, log), base, *builders, *reference_images(cache, base, log, images_dir)]
 
 
-def archive(images: Sequence[Image], *, cache_dir: Path | None = None) -> Path:
-    """One `docker save` archive of `images`, cached by their ids."""
+# The controller's settings for building on the real node: buildah and git from the node's own images (no
+# registry outside the node). No REGISTRY_URL: the controller finds the node's registry through
+# kube-public/local-registry-hosting, as it would on a user's cluster.
+NODE_BUILDER = {"BUILDER": "buildah", "BUILDER_IMAGE": BUILDAH_REF, "GIT_IMAGE": GIT_REF}
+
+# Images the real node's registry holds from the start (local ref -> repository:tag in the registry), for
+# the Dockerfiles the real tier builds to start FROM.
+BASES = {PYTHON_REF: "base/python:3.11", reference_ref("notebook"): "base/notebook:0.1"}
+
+
+def node_archives(*, log: Log = lambda _m: None) -> tuple[Path, dict[str, Path]]:
+    """The real node's archive (every image, for import) and one archive per base in BASES (for its registry)."""
+    built = {i.ref: i for i in ensure_images(log=log)}
+    bases = {ref: archive([built[ref]], name="base-" + ref.split("/")[-1].split(":")[0]) for ref in BASES}
+    return archive(list(built.values())), bases
+
+
+def archive(images: Sequence[Image], *, cache_dir: Path | None = None, name: str = "archive") -> Path:
+    """One `docker save` archive of `images`, cached by their ids (one archive per `name`)."""
     root = cache_dir or default_images_dir()
     digest = _key(*(f"{i.ref} {i.id}" for i in images))[:16]
-    out = root / f"archive-{digest}.tar"
+    out = root / f"{name}-{digest}.tar"
     if not out.is_file():
-        for old in root.glob("archive-*.tar"):
+        for old in root.glob(f"{name}-*.tar"):
             old.unlink(missing_ok=True)
         write_archive(images, out)
     return out

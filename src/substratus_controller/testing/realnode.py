@@ -1,11 +1,16 @@
 """A real Kubernetes node for the test control plane: containerd + runc, a CNI bridge, kubelet and
-kube-scheduler v1.20.2, and the project's locally built images (no registry, no internet).
+kube-scheduler v1.20.2, the project's locally built images, and the node's own image registry and git
+server on the bridge address (no internet).
 
 `RealNode(kubeconfig).up(images=[archive])` creates the bridge (its address is the node's InternalIP, which
 the API server dials for logs, exec and port-forward), starts containerd (its own socket, root and state
 under the node's directories, so a system containerd is never touched), imports the image archives, starts
 the kubelet and the scheduler, waits for the node to be Ready and lifts the `not-ready` taint (the test
-control plane runs no node-lifecycle controller). `down()` undoes all of it: it deletes the Node object,
+control plane runs no node-lifecycle controller). It also starts Debian's `docker-registry` (the CNCF
+distribution registry) on `<bridge address>:5000`, plain HTTP, which containerd pulls from (certs.d
+hosts.toml) and builder pods push to, publishes it as KEP-1755's `kube-public/local-registry-hosting`
+ConfigMap (as kind's local-registry recipe does), and a `git daemon` on `<bridge address>:9418` serving
+`git_root` (read-only, every repository exported). `down()` undoes all of it: it deletes the Node object,
 stops the daemons by pid (TERM, then KILL), removes every container of this containerd, kills the leftover
 shims of *this* containerd (found by the socket they were started with), unmounts everything under the
 node's directories, deletes the bridge, restores the sysctls the kubelet changed and removes the state.
@@ -17,8 +22,11 @@ Invariants:
   `AWS_EC2_METADATA_DISABLED=true` so that no credential provider probes a cloud metadata address.
 - Pid files (`<run>/<daemon>.pid`, "pid argv0") let another process (`hack/realnode.sh down`) stop exactly
   what `up` started; a pid whose command line no longer matches is left alone.
-- Images are never garbage-collected (they cannot be pulled back) and never pulled: pods must use
-  `imagePullPolicy: IfNotPresent`/`Never` for them (a tagged image defaults to IfNotPresent).
+- Imported images are never garbage-collected (they cannot be pulled back) and never pulled: pods must use
+  `imagePullPolicy: IfNotPresent`/`Never` for them (a tagged image defaults to IfNotPresent). Images in
+  the node's registry are pulled from it. The registry's storage lives under the node state: gone on `down`.
+- Registry and git traffic stay on the bridge: the daemons listen on the bridge address only, and the
+  processes that talk to them run without proxy variables.
 - The API server needs `apiserver_flags()` (InternalIP first, a client certificate the kubelet trusts)
   for logs, exec and port-forward.
 """
@@ -34,10 +42,13 @@ import subprocess
 import threading
 import time
 import urllib.error
+import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from substratus_controller.constants import LOCAL_REGISTRY_HOSTING_KEY, LOCAL_REGISTRY_HOSTING_NAME
 
 from .controlplane import admin_request, default_cache_dir, free_port
 
@@ -68,6 +79,7 @@ class NodeSettings:
     run: Path = field(default_factory=lambda: Path(_env("SUBSTRATUS_NODE_RUN", "/run/substratus-node")))
     kubelet_port: int = field(default_factory=lambda: int(_env("SUBSTRATUS_KUBELET_PORT", "10250")))
     registry_port: int = field(default_factory=lambda: int(_env("SUBSTRATUS_REGISTRY_PORT", "5000")))
+    git_port: int = field(default_factory=lambda: int(_env("SUBSTRATUS_GIT_PORT", "9418")))
     bin_dir: Path = field(default_factory=lambda: default_cache_dir() / "bin")
 
     @property
@@ -82,6 +94,11 @@ class NodeSettings:
     @property
     def registry(self) -> str:
         return f"{self.ip}:{self.registry_port}"
+
+    @property
+    def git_url(self) -> str:
+        """`git://` base URL of the node's git server (append a repository's directory name)."""
+        return f"git://{self.ip}:{self.git_port}"
 
 
 def pki_dir() -> Path:
@@ -144,7 +161,7 @@ def _cmdline(pid: int) -> list[str]:
 class RealNode:
     """See module docstring. `node = RealNode(kubeconfig).up(images=[...])`; `node.down()`."""
 
-    DAEMONS = ("kube-scheduler", "kubelet", "containerd")
+    DAEMONS = ("kube-scheduler", "kubelet", "containerd", "registry", "git-daemon")
 
     def __init__(self, kubeconfig: Path | None = None, *, settings: NodeSettings | None = None,
                  log: Log = lambda _m: None) -> None:  # fmt: skip
@@ -165,6 +182,11 @@ class RealNode:
     @property
     def log_dir(self) -> Path:
         return self.s.state / "log"
+
+    @property
+    def git_root(self) -> Path:
+        """Repositories here are served as `<git_url>/<directory name>`."""
+        return self.s.state / "git"
 
     def _pidfile(self, daemon: str) -> Path:
         return self.s.run / f"{daemon}.pid"
@@ -200,7 +222,7 @@ class RealNode:
         for binary in ("kubelet", "kube-scheduler"):
             if not (self.s.bin_dir / binary).is_file():
                 raise RealNodeError(f"{self.s.bin_dir / binary} is missing; run: hack/testenv.sh provision")
-        for tool in ("containerd", "runc", "ctr", "ip"):
+        for tool in ("containerd", "runc", "ctr", "ip", "docker-registry", "skopeo", "git"):
             if shutil.which(tool, path=f"{os.environ.get('PATH', '')}:/usr/sbin:/sbin") is None:
                 raise RealNodeError(f"{tool} is not installed; run: hack/bootstrap.sh")
         if self.running():
@@ -235,6 +257,8 @@ class RealNode:
         (s.state / "sysctl.json").write_text(json.dumps(saved))
         self._write_configs(pki)
         self._bridge()
+        self._start_registry()
+        self._start_git()
         self._start("containerd", ["containerd", "--config", str(s.state / "containerd.toml")])
         self._wait(lambda: self.ctr("version", check=False).returncode == 0, 10, "containerd", "containerd")
         importer = _Importer(self, images)
@@ -254,6 +278,7 @@ class RealNode:
         api = _Api(self.kubeconfig)
         self._wait(lambda: self._ready(api), timeout, "the node to be Ready", "kubelet")
         self._untaint(api)
+        self._publish_registry(api)
         importer.join()
         if importer.error:
             raise RealNodeError(importer.error)
@@ -292,10 +317,59 @@ class RealNode:
             _run(["ip", "addr", "add", f"{s.ip}/24", "dev", s.bridge])
         _run(["ip", "link", "set", s.bridge, "up"])
 
-    def _start(self, daemon: str, argv: list[str]) -> None:
+    def _start_registry(self) -> None:
+        s = self.s
+        (s.state / "registry" / "data").mkdir(parents=True, exist_ok=True)
+        config = s.state / "registry" / "config.yml"
+        config.write_text(REGISTRY_YML.format(data=s.state / "registry" / "data", addr=s.registry))
+        self._start("registry", ["docker-registry", "serve", str(config)], env=_no_proxy_env())
+        url = f"http://{s.registry}/v2/"
+
+        def ok() -> bool:
+            with _direct().open(url, timeout=1) as resp:
+                return bool(resp.status == 200)
+
+        self._wait(ok, 10, f"the registry at {url}", "registry")
+
+    def _start_git(self) -> None:
+        s = self.s
+        self.git_root.mkdir(parents=True, exist_ok=True)
+        exec_path = subprocess.run(["git", "--exec-path"], capture_output=True, text=True, check=True).stdout.strip()
+        self._start("git-daemon", [
+            f"{exec_path}/git-daemon", "--export-all", "--reuseaddr", f"--base-path={self.git_root}",
+            f"--listen={s.ip}", f"--port={s.git_port}", str(self.git_root),
+        ])  # fmt: skip
+
+    def _publish_registry(self, api: _Api) -> None:
+        """KEP-1755: tell tools (and the local cloud's default) where the node's registry is."""
+        body = registry_hosting_configmap(self.s.registry)
+        path = "/api/v1/namespaces/kube-public/configmaps"
+        try:
+            api.request(path, method="POST", body=body)
+        except urllib.error.HTTPError as exc:
+            if exc.code != 409:
+                raise
+            api.request(f"{path}/{LOCAL_REGISTRY_HOSTING_NAME}", method="PUT", body=body)
+
+    def push_bases(self, bases: dict[str, Path], repositories: dict[str, str]) -> dict[str, str]:
+        """Push each base archive (local ref -> archive) as its repository; local ref -> registry ref."""
+        return {ref: self.push(path, repositories[ref]) for ref, path in bases.items()}
+
+    def push(self, archive: Path, ref: str) -> str:
+        """Push the image of a docker-save archive holding one image to the node's registry as `ref`
+        (`repository:tag`, without the registry); returns the full reference."""
+        target = f"{self.s.registry}/{ref}"
+        argv = ["skopeo", "copy", "-q", "--insecure-policy", "--dest-tls-verify=false",
+                f"docker-archive:{archive}", f"docker://{target}"]  # fmt: skip
+        result = subprocess.run(argv, capture_output=True, text=True, env=_no_proxy_env(), timeout=300, check=False)
+        if result.returncode != 0:
+            raise RealNodeError(f"pushing {archive.name} to {target} failed: {result.stderr.strip()}")
+        return target
+
+    def _start(self, daemon: str, argv: list[str], env: dict[str, str] | None = None) -> None:
         with (self.log_dir / f"{daemon}.log").open("ab") as out:
             proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                    start_new_session=True)  # fmt: skip
+                                    start_new_session=True, env=env)  # fmt: skip
         # `env VAR=... kubelet` execs the kubelet: record the argv0 it will have, once it has it
         deadline = time.monotonic() + 5
         argv0 = argv[0]
@@ -366,6 +440,7 @@ class RealNode:
         self._stop("kube-scheduler")
         self._stop("kubelet")
         self._stop("registry")
+        self._stop("git-daemon")
         if self.pid("containerd") is not None:
             self._remove_containers()
         self._stop("containerd")
@@ -452,6 +527,27 @@ class _Importer(threading.Thread):
             self.error = f"importing images failed: {exc}"
 
 
+def registry_hosting_configmap(registry: str) -> dict[str, Any]:
+    """KEP-1755's `kube-public/local-registry-hosting` for a registry that pods and nodes reach as `registry`."""
+    hosting = (f'host: "{registry}"\nhostFromContainerRuntime: "{registry}"\n'
+               f'hostFromClusterNetwork: "{registry}"\nhelp: "see the README, Local clusters"\n')  # fmt: skip
+    return {"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": LOCAL_REGISTRY_HOSTING_NAME, "namespace": "kube-public"},
+            "data": {LOCAL_REGISTRY_HOSTING_KEY: hosting}}  # fmt: skip
+
+
+PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY")
+
+
+def _no_proxy_env() -> dict[str, str]:
+    """The environment without proxy variables: registry traffic stays on the bridge."""
+    return {k: v for k, v in os.environ.items() if k not in PROXY_VARIABLES}
+
+
+def _direct() -> urllib.request.OpenerDirector:
+    return urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
 def _run(argv: list[str]) -> None:
     result = subprocess.run(argv, capture_output=True, text=True, check=False)
     if result.returncode != 0:
@@ -523,6 +619,18 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
     max_conf_num = 1
 [plugins."io.containerd.internal.v1.opt"]
   path = "{state}/opt"
+"""
+
+REGISTRY_YML = """\
+version: 0.1
+log: {{level: info, fields: {{service: registry}}}}
+storage:
+  filesystem: {{rootdirectory: {data}}}
+  delete: {{enabled: true}}
+  cache: {{blobdescriptor: inmemory}}
+http:
+  addr: {addr}
+  headers: {{X-Content-Type-Options: [nosniff]}}
 """
 
 HOSTS_TOML = """\

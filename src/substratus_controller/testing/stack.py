@@ -3,8 +3,10 @@
 - etcd + kube-apiserver + kube-controller-manager (real, on free loopback ports);
 - the CRDs, installed like `kubectl apply` would (create or replace), waited for until served;
 - a node: `node="real"` joins the real node (testing/realnode.py: kubelet, scheduler, containerd, the
-  project's images; root only), `node="simulated"` runs the simulated kubelet in the caller's event loop
-  (the fast tier: pods are only reported Running/Succeeded, nothing runs);
+  project's images, its registry holding the python and notebook images as bases (images.BASES), its git server;
+  root only; the controller builds with buildah from the node's images), `node="simulated"` runs the
+  simulated kubelet in the caller's event loop (the fast tier: pods are only reported Running/Succeeded,
+  nothing runs);
 - the controller as its own process, started through its CLI (`substratus-controller run`), logging JSON to
   `<workdir>/controller.log`, and waited for until `/readyz` answers 200.
 `stop()` stops exactly what was started, in reverse order, also after a failed `start()`, and removes the
@@ -35,7 +37,7 @@ from substratus_controller.runtime.client import AlreadyExists, Client, NotFound
 from . import images
 from .controlplane import ControlPlane, free_port
 from .kubelet import Rule, SimulatedKubelet, default_rules
-from .realnode import RealNode, apiserver_flags
+from .realnode import RealNode, apiserver_flags, registry_hosting_configmap
 
 
 async def install_crds(client: Client, crds: Sequence[dict[str, Any]] | None = None, timeout: float = 60.0) -> None:
@@ -62,6 +64,9 @@ async def install_crds(client: Client, crds: Sequence[dict[str, Any]] | None = N
                 if time.monotonic() > deadline:
                     raise TimeoutError(f"CRD {plural}.{group} not served within {timeout:g}s") from None
                 await asyncio.sleep(0.1)
+
+
+SIMULATED_REGISTRY = "registry.substratus.test:5000"  # what the fast tier's cluster publishes (never pulled)
 
 
 def _tail(path: Path, lines: int = 40) -> str:
@@ -171,6 +176,7 @@ class Stack:
         self.metrics_port = 0
         self.probe_port = 0
         self.upload_port = 0
+        self.bases: dict[str, str] = {}  # real node: local image -> its copy in the node's registry (images.BASES)
 
     @property
     def kubeconfig(self) -> Path:
@@ -193,7 +199,7 @@ class Stack:
     async def start(self, *, with_controller: bool = True) -> Stack:
         try:
             real = self.node_kind == "real"
-            archive = await asyncio.to_thread(self._images) if real else None
+            archive, bases = await asyncio.to_thread(images.node_archives, log=self.log) if real else (None, {})
             flags = apiserver_flags() if real else []
             self.cp = ControlPlane(controller_manager=True, workdir=self.workdir / "controlplane",
                                    apiserver_flags=flags)  # fmt: skip
@@ -203,9 +209,12 @@ class Stack:
             if archive is not None:
                 self.node = RealNode(self.cp.kubeconfig, log=self.log)
                 await asyncio.to_thread(self.node.up, images=[archive])
+                self.bases = await asyncio.to_thread(self.node.push_bases, bases, images.BASES)
             else:
                 self.kubelet = SimulatedKubelet(self.client, rules=self.kubelet_rules)
                 await self.kubelet.start()
+                # a cluster that hosts a registry says so (nothing pulls from it: pods are simulated)
+                await self.client.create(k8s.CONFIGMAPS, registry_hosting_configmap(SIMULATED_REGISTRY))
             if with_controller:
                 await self.start_controller()
         except BaseException:
@@ -213,17 +222,17 @@ class Stack:
             raise
         return self
 
-    def _images(self) -> Path:
-        return images.archive(images.ensure_images(log=self.log))
-
     async def start_controller(self, *, timeout: float = 60.0) -> None:
         """Start `substratus-controller run` against this cluster (as admin) and wait until it is ready."""
         assert self.cp is not None
+        env = dict(self.controller_env)
+        if self.node is not None:  # build with the node's own builder images (images.NODE_BUILDER)
+            env = {**images.NODE_BUILDER, **env}
         self.controller = ControllerProcess(
             self.cp.kubeconfig,
             log=self.controller_log,
             args=[f"--artifact-bucket-url=file://{self.artifacts}", *self.controller_args],
-            env=self.controller_env,
+            env=env,
         )
         await self.controller.start(timeout=timeout)
         self.metrics_port = self.controller.metrics_port
