@@ -14,9 +14,14 @@ import asyncio
 import signal
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from substratus_controller.api.v1.crd import build_crds, strip_cel
 from substratus_controller.yamlio import dump_all
+
+if TYPE_CHECKING:
+    from substratus_controller.cloud.local import LocalDriver
+    from substratus_controller.runtime.client import Client
 
 
 def _crds(args: argparse.Namespace) -> int:
@@ -54,6 +59,15 @@ def _add_run(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     a("--upload-public-url", help="local cloud: the base URL clients use to reach the upload endpoint "
       "[UPLOAD_PUBLIC_URL; default http://127.0.0.1:<port>]; URLs are signed with UPLOAD_SIGNING_KEY "
       "(default: a random key per process)")  # fmt: skip
+    a("--builder", help="image builder of build Jobs: kaniko or buildah [BUILDER; default buildah for --cloud "
+      "local, kaniko for gcp and aws]")  # fmt: skip
+    a("--builder-image", help="the builder's image [BUILDER_IMAGE; default gcr.io/kaniko-project/executor:v1.23.2 "
+      "for kaniko, quay.io/buildah/stable:v1.38.0 for buildah]")  # fmt: skip
+    a("--git-image", help="image of the git-clone init container, entrypoint git [GIT_IMAGE; default "
+      "alpine/git:2.45.2]")  # fmt: skip
+    a("--registry-insecure", nargs="?", const="true", metavar="BOOL",
+      help="the image registry speaks plain HTTP: true or false (alone: true) [REGISTRY_INSECURE; default true "
+      "for --cloud local, false for gcp and aws]")  # fmt: skip
     a("--workers", help="concurrent reconciles per kind [WORKERS; default 4]")
     a("--log-format", choices=("json", "console"), help="log format [LOG_FORMAT; default json]")
     a("--log-level", help="debug, info, warning or error [LOG_LEVEL; default info]")
@@ -77,9 +91,14 @@ async def _serve(settings: object) -> int:
     from substratus_controller.cloud.local import LocalDriver
     from substratus_controller.cloud.upload import UploadServer
     from substratus_controller.constants import API_VERSION
-    from substratus_controller.controllers.config import ConfigError, Settings, create_driver
+    from substratus_controller.controllers.config import (
+        ConfigError,
+        Settings,
+        create_driver,
+        describe_build,
+        render_context,
+    )
     from substratus_controller.controllers.setup import build_manager
-    from substratus_controller.render.context import RenderContext
     from substratus_controller.runtime.client import ApiError, Client, NotFound
     from substratus_controller.runtime.health import parse_address
     from substratus_controller.runtime.logs import configure
@@ -92,7 +111,7 @@ async def _serve(settings: object) -> int:
     except ConfigError as exc:
         print(f"substratus-controller: configuration error: {exc}", file=sys.stderr)
         return 2
-    structlog.get_logger("substratus.cli").info("cloud_configured", **driver.describe())
+    structlog.get_logger("substratus.cli").info("cloud_configured", **driver.describe(), **describe_build(settings))
     try:
         client = await Client.connect(settings.kubeconfig)
     except Exception as exc:  # kubeconfig missing or unreadable: one clear line
@@ -110,6 +129,8 @@ async def _serve(settings: object) -> int:
             return 2
         except ApiError:
             pass  # the API server may be coming up; the informers retry with backoff
+        if isinstance(driver, LocalDriver):
+            await resolve_local_registry(driver, client)
         options = ManagerOptions(
             metrics_address=settings.metrics_bind_address,
             probe_address=settings.health_probe_bind_address,
@@ -117,7 +138,7 @@ async def _serve(settings: object) -> int:
             leader_election=settings.leader_elect,
             leader_election_namespace=settings.leader_election_namespace or in_cluster_namespace(),
         )
-        manager, _ = build_manager(client, options, ctx=RenderContext(cloud=driver), workers=settings.workers,
+        manager, _ = build_manager(client, options, ctx=render_context(settings, driver), workers=settings.workers,
                                    sync_period=settings.sync_period)  # fmt: skip
         upload = parse_address(settings.upload_bind_address)
         if isinstance(driver, LocalDriver) and driver.signer is not None and upload is not None:
@@ -134,6 +155,27 @@ async def _serve(settings: object) -> int:
         return 0
     finally:
         await client.close()
+
+
+async def resolve_local_registry(driver: LocalDriver, client: Client) -> None:
+    """The local cloud's registry: REGISTRY_URL, else what the cluster publishes (KEP-1755); logged."""
+    import structlog
+
+    from substratus_controller.cloud.registry_hosting import discover, is_loopback
+
+    log = structlog.get_logger("substratus.cli")
+    if driver.registry_url:
+        if is_loopback(driver.registry_url):
+            hint = "inside a builder pod this is the pod itself; use an address pods and nodes reach"
+            log.warning("registry_is_loopback", registry=driver.registry_url, hint=hint)
+        return
+    hosting = await discover(client)
+    driver.registry_url, driver.registry_problem = hosting.registry, hosting.problem
+    if hosting.registry:
+        log.info("registry_discovered", registry=hosting.registry, source="kube-public/local-registry-hosting")
+    else:
+        log.warning("no_registry", problem=hosting.problem,
+                    hint="builds report RegistryNotConfigured; set --registry-url/REGISTRY_URL")  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -110,6 +110,8 @@ class Reason(StrEnum):
     CRASH_LOOP_BACK_OFF = "CrashLoopBackOff"
     UNSCHEDULABLE = "Unschedulable"
     CONTAINER_CONFIG_ERROR = "ContainerConfigError"
+    # builds without a usable image registry (cloud/registry_hosting.py)
+    REGISTRY_NOT_CONFIGURED = "RegistryNotConfigured"
 
 
 # KEP-1755: where a local cluster says its registry is (cloud/registry_hosting.py).
@@ -129,6 +131,13 @@ CONTAINER_LOAD: Final = "load"
 CONTAINER_MODEL: Final = "model"
 CONTAINER_NOTEBOOK: Final = "notebook"
 CONTAINER_SERVE: Final = "serve"
+
+# Image builders (render/builders.py; chosen with --builder/BUILDER) and the build pod's other containers.
+BUILDER_KANIKO: Final = "kaniko"
+BUILDER_BUILDAH: Final = "buildah"
+BUILDERS: Final = (BUILDER_KANIKO, BUILDER_BUILDAH)
+CONTAINER_GIT_CLONE: Final = "git-clone"
+CONTAINER_FETCH_CONTEXT: Final = "fetch-context"  # downloads an uploaded tarball for buildah (gcp, aws)
 
 # The container contract: mount paths.
 CONTENT_DIR: Final = "/content"

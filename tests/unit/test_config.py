@@ -7,8 +7,21 @@ import sys
 
 import pytest
 
+from substratus_controller.cli import build_parser
 from substratus_controller.cloud.local import LocalDriver
-from substratus_controller.controllers.config import ConfigError, make_local_driver, resolve
+from substratus_controller.controllers.config import (
+    ConfigError,
+    describe_build,
+    make_local_driver,
+    render_context,
+    resolve,
+)
+
+KANIKO_IMAGE = "gcr.io/kaniko-project/executor:v1.23.2"
+BUILDAH_IMAGE = "quay.io/buildah/stable:v1.38.0"
+GIT_IMAGE = "alpine/git:2.45.2"
+EVERY_BUILDER_FLAG = ["run", "--registry-insecure", "false", "--builder", "kaniko", "--builder-image", "k:1",
+                      "--git-image", "g:1"]  # fmt: skip
 
 
 def test_defaults() -> None:
@@ -44,6 +57,10 @@ def test_flags_win_over_environment() -> None:
         ({"upload_public_url": "ftp://x"}, {}, "--upload-public-url/UPLOAD_PUBLIC_URL"),
         ({}, {"UPLOAD_SIGNING_KEY": "short"}, "UPLOAD_SIGNING_KEY"),
         ({"upload_bind_address": "x"}, {}, "--upload-bind-address/UPLOAD_BIND_ADDRESS"),
+        ({"builder": "docker"}, {}, "--builder/BUILDER"),
+        ({}, {"BUILDER": "img"}, "--builder/BUILDER"),
+        ({"registry_insecure": "maybe"}, {}, "--registry-insecure/REGISTRY_INSECURE"),
+        ({}, {"REGISTRY_INSECURE": "on"}, "--registry-insecure/REGISTRY_INSECURE"),
     ],
 )
 def test_errors_name_the_setting(flags: dict[str, object], env: dict[str, str], needle: str) -> None:
@@ -70,3 +87,106 @@ def test_run_without_credentials_fails_clearly(tmp_path: object) -> None:
     )  # fmt: skip
     assert proc.returncode == 2
     assert "cannot load Kubernetes credentials" in proc.stderr
+
+
+# ------------------------------------------------------------------------------------------------ builder
+@pytest.mark.parametrize(
+    ("cloud", "expected"),
+    [
+        ("local", ("buildah", BUILDAH_IMAGE, GIT_IMAGE, True)),
+        ("gcp", ("kaniko", KANIKO_IMAGE, GIT_IMAGE, False)),
+        ("aws", ("kaniko", KANIKO_IMAGE, GIT_IMAGE, False)),
+    ],
+)
+def test_builder_defaults_per_cloud(cloud: str, expected: tuple[str, str, str, bool]) -> None:
+    s = resolve({"cloud": cloud}, {})
+    assert (s.builder, s.builder_image, s.git_image, s.registry_insecure) == expected
+
+
+@pytest.mark.parametrize(
+    ("flags", "env", "expected"),
+    [
+        # --builder / BUILDER; the image follows the chosen builder unless given
+        ({"builder": "kaniko"}, {"BUILDER": "buildah"}, ("kaniko", KANIKO_IMAGE)),
+        ({}, {"BUILDER": "Kaniko "}, ("kaniko", KANIKO_IMAGE)),
+        ({"cloud": "gcp"}, {"BUILDER": "buildah"}, ("buildah", BUILDAH_IMAGE)),
+        ({"cloud": "aws", "builder": "buildah"}, {}, ("buildah", BUILDAH_IMAGE)),
+        ({}, {"BUILDER": ""}, ("buildah", BUILDAH_IMAGE)),  # empty = not given
+        # --builder-image / BUILDER_IMAGE
+        ({"builder_image": "me/buildah:1"}, {"BUILDER_IMAGE": "env/buildah:1"}, ("buildah", "me/buildah:1")),
+        ({}, {"BUILDER_IMAGE": "env/buildah:1"}, ("buildah", "env/buildah:1")),
+        ({"cloud": "gcp"}, {"BUILDER_IMAGE": "mirror/kaniko:1"}, ("kaniko", "mirror/kaniko:1")),
+    ],
+)
+def test_builder_and_image_flag_beats_env(flags: dict[str, object], env: dict[str, str],
+                                          expected: tuple[str, str]) -> None:  # fmt: skip
+    s = resolve(flags, env)
+    assert (s.builder, s.builder_image) == expected
+
+
+@pytest.mark.parametrize(
+    ("flags", "env", "expected"),
+    [
+        ({"git_image": "me/git:1"}, {"GIT_IMAGE": "env/git:1"}, "me/git:1"),
+        ({}, {"GIT_IMAGE": "env/git:1"}, "env/git:1"),
+        ({}, {}, GIT_IMAGE),
+    ],
+)
+def test_git_image_flag_beats_env(flags: dict[str, object], env: dict[str, str], expected: str) -> None:
+    assert resolve(flags, env).git_image == expected
+
+
+@pytest.mark.parametrize(
+    ("flags", "env", "expected"),
+    [
+        ({}, {"REGISTRY_INSECURE": "false"}, False),
+        ({}, {"REGISTRY_INSECURE": "0"}, False),
+        ({}, {"REGISTRY_INSECURE": "No"}, False),
+        ({"cloud": "gcp"}, {"REGISTRY_INSECURE": "true"}, True),
+        ({"cloud": "gcp"}, {"REGISTRY_INSECURE": "1"}, True),
+        ({"cloud": "aws"}, {"REGISTRY_INSECURE": "YES"}, True),
+        ({"registry_insecure": "false"}, {"REGISTRY_INSECURE": "true"}, False),
+        ({"cloud": "gcp", "registry_insecure": "yes"}, {"REGISTRY_INSECURE": "no"}, True),
+        ({}, {"REGISTRY_INSECURE": ""}, True),  # empty = not given: the local default
+    ],
+)
+def test_registry_insecure(flags: dict[str, object], env: dict[str, str], expected: bool) -> None:
+    assert resolve(flags, env).registry_insecure is expected
+
+
+def test_unknown_builder_message() -> None:
+    with pytest.raises(ConfigError) as info:
+        resolve({"builder": "x"}, {})
+    assert str(info.value) == "--builder/BUILDER: unknown builder 'x'; expected kaniko or buildah"
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["run"], ("buildah", BUILDAH_IMAGE, GIT_IMAGE, True)),
+        (["run", "--cloud", "gcp", "--registry-insecure"], ("kaniko", KANIKO_IMAGE, GIT_IMAGE, True)),
+        (EVERY_BUILDER_FLAG, ("kaniko", "k:1", "g:1", False)),
+        (["run", "--registry-insecure=no"], ("buildah", BUILDAH_IMAGE, GIT_IMAGE, False)),
+    ],
+)
+def test_cli_flags_reach_the_render_context(argv: list[str], expected: tuple[str, str, str, bool]) -> None:
+    s = resolve(vars(build_parser().parse_args(argv)), {})
+    driver = LocalDriver(registry_url="localhost:5000")
+    ctx = render_context(s, driver)
+    assert (ctx.builder, ctx.builder_image, ctx.git_image, ctx.insecure_registry) == expected
+    assert ctx.cloud is driver
+    assert describe_build(s) == {
+        "builder": expected[0],
+        "builder_image": expected[1],
+        "git_image": expected[2],
+        "registry_insecure": str(expected[3]).lower(),
+    }
+
+
+def test_builder_flags_are_in_the_help() -> None:
+    run = build_parser()._subparsers._group_actions[0].choices["run"]  # type: ignore[union-attr]
+    text = run.format_help()
+    for flag, var in (("--builder", "BUILDER"), ("--builder-image", "BUILDER_IMAGE"), ("--git-image", "GIT_IMAGE"),
+                      ("--registry-insecure", "REGISTRY_INSECURE")):  # fmt: skip
+        assert flag in text
+        assert f"[{var};" in " ".join(text.split()), var

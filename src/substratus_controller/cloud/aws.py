@@ -20,7 +20,8 @@ Invariants:
 - Uploads: S3 presigned SigV4 `PUT` URLs that sign `Content-Type: application/octet-stream` and
   `Content-MD5`, so a body with another md5 is rejected by S3 (BadDigest) and the header cannot be swapped
   (SignatureDoesNotMatch); lifetime <= 300 s. Kaniko reads the tarball straight from `s3://` with the
-  builder ServiceAccount's IRSA role.
+  builder ServiceAccount's IRSA role; for buildah an init container `fetch-context` (AWS_CLI_IMAGE, the same
+  role) runs `aws s3 cp <s3 url> /upload/<file>` into an emptyDir the builder mounts read-only.
 - `object_md5` returns the HeadObject ETag (quotes stripped) only when it is an md5: single-part uploads
   without SSE-KMS/SSE-C. Otherwise the `x-amz-meta-md5` metadata if present, else None (logged).
 - Identity (IRSA): ServiceAccounts get `eks.amazonaws.com/role-arn: <PRINCIPAL>`; `bind_identity` makes the
@@ -74,6 +75,8 @@ from .base import (
     GPUPlacement,
     Mount,
     StorageError,
+    UploadTarball,
+    fetched_upload,
 )
 
 log = structlog.get_logger("substratus.cloud.aws")
@@ -87,6 +90,7 @@ MOUNT_CAPACITY = "1200Gi"  # required by the API, ignored by the Mountpoint CSI 
 GPU_NAME_LABEL = "karpenter.k8s.aws/instance-gpu-name"
 GPU_MEMORY_LABEL = "karpenter.k8s.aws/instance-gpu-memory"
 MAX_URL_LIFETIME = 300  # seconds (S4)
+AWS_CLI_IMAGE = "amazon/aws-cli:2.17.0"  # entrypoint `aws`; fetches uploads for buildah builds
 CALL_TIMEOUT = 20.0  # seconds for one driver call, retries included (below the reconcilers' 30 s)
 BOTO_CONFIG: JSON = {
     "connect_timeout": 5,
@@ -562,6 +566,12 @@ class AWSDriver(CloudDriver):
 
     def build_context(self, upload: BucketURL) -> tuple[str, BucketVolume]:
         return str(upload), BucketVolume(volumes=[], mounts=[])
+
+    def upload_tarball(self, upload: BucketURL) -> UploadTarball:
+        """`aws s3 cp` of the upload into the builder pod (IRSA credentials, the driver's region)."""
+        self._object(upload)
+        copy = ["aws", "s3", "cp", "--only-show-errors", "--region", self.region]
+        return fetched_upload(upload, image=AWS_CLI_IMAGE, copy_command=copy)
 
     def default_resources(self) -> DefaultResources:
         return DefaultResources(cpu=2, memory=4, disk=100)

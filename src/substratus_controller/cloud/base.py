@@ -6,7 +6,9 @@ them). Everything cloud-specific sits behind this one interface; drivers do not 
 Shared invariants (upstream-behaviour.md §3.4, §3.5):
 - artifact prefix of an object: `<bucket>/<md5("clusters/<cluster>/namespaces/<ns>/<kind>s/<name>")>` (hex);
 - upload object: `<artifact prefix>/uploads/latest.tar.gz`; outputs under `<artifact prefix>/artifacts/`;
-- image of an object: `<registry>/<cluster>-<kind>-<ns>-<name>:<tag>` with the tag made docker-safe.
+- image of an object: `<registry>/<cluster>-<kind>-<ns>-<name>:<tag>` with the tag made docker-safe;
+- an upload build reads the tarball either as Kaniko's `--context` URL (`build_context`) or as the file
+  `/upload/<file>` of a read-only volume `upload` (`upload_tarball`, buildah), never inside /workspace.
 """
 
 from __future__ import annotations
@@ -19,16 +21,28 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
-from substratus_controller.constants import Kind
+from substratus_controller.constants import CONTAINER_FETCH_CONTEXT, Kind
 
 JSON = dict[str, Any]
 GPU_RESOURCE = "nvidia.com/gpu"
 GPU_TOLERATION: JSON = {"key": GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"}
 UPLOAD_OBJECT = "uploads/latest.tar.gz"
+# Where a builder pod reads an uploaded tarball: the volume `upload` mounted read-only at /upload, holding
+# the tarball as /upload/<file> (a hostPath on the local cloud, an emptyDir a fetch init container fills on
+# the others). Outside the build context /workspace, so a `COPY . .` never copies the tarball itself.
+UPLOAD_VOLUME = "upload"
+UPLOAD_DIR = "/upload"
 
 
 class CloudConfigError(ValueError):
     """A driver setting is missing or invalid; the message names the setting (flag and env var)."""
+
+
+class RegistryNotConfiguredError(RuntimeError):
+    """No image registry is usable for builds (the message says why and what to set)."""
+
+
+NO_REGISTRY = "no image registry is configured: set --registry-url/REGISTRY_URL"
 
 
 class StorageError(RuntimeError):
@@ -114,6 +128,33 @@ class BucketVolume:
 
 
 @dataclass(frozen=True, slots=True)
+class UploadTarball:
+    """How a builder container reads an uploaded tarball as a file: its path in the container, what the
+    container mounts for it, and the init containers that put it there first (none when it is mounted)."""
+
+    path: str
+    volume: BucketVolume
+    init_containers: list[JSON] = field(default_factory=list)
+
+
+def fetched_upload(upload: BucketURL, *, image: str, copy_command: Sequence[str]) -> UploadTarball:
+    """The tarball `upload` copied by an init container `[*copy_command, <url>, <dest>]` (exec form, no
+    shell) into the emptyDir `UPLOAD_VOLUME`, which the builder then mounts read-only at `UPLOAD_DIR`."""
+    dest = f"{UPLOAD_DIR}/{upload.path.rpartition('/')[2]}"
+    fetch: JSON = {
+        "name": CONTAINER_FETCH_CONTEXT,
+        "image": image,
+        "command": [*copy_command, str(upload), dest],
+        "volumeMounts": [{"name": UPLOAD_VOLUME, "mountPath": UPLOAD_DIR}],
+    }
+    volume = BucketVolume(
+        volumes=[{"name": UPLOAD_VOLUME, "emptyDir": {}}],
+        mounts=[{"name": UPLOAD_VOLUME, "mountPath": UPLOAD_DIR, "readOnly": True}],
+    )
+    return UploadTarball(path=dest, volume=volume, init_containers=[fetch])
+
+
+@dataclass(frozen=True, slots=True)
 class GPUPlacement:
     """How to place a GPU pod: the extended resource, node selector and tolerations."""
 
@@ -164,6 +205,7 @@ class CloudDriver(ABC):
         self.cluster_name = cluster_name
         self.artifact_bucket = artifact_bucket
         self.registry_url = registry_url.rstrip("/")
+        self.registry_problem = ""  # why there is no registry (registry_url ""), for the build condition
         self.principal = principal
         self.gpu_table: dict[str | None, GPUPlacement] = dict(self.GPU_TABLE)
 
@@ -175,6 +217,9 @@ class CloudDriver(ABC):
         return self.artifact_url(kind, namespace, name).join(UPLOAD_OBJECT)
 
     def image_url(self, kind: Kind, namespace: str, name: str, tag: str) -> str:
+        """The image a build of this object produces; RegistryNotConfiguredError without a registry."""
+        if not self.registry_url:
+            raise RegistryNotConfiguredError(self.registry_problem or NO_REGISTRY)
         return f"{self.registry_url}/{self.cluster_name}-{kind.singular}-{namespace}-{name}:{docker_tag(tag)}"
 
     def gpu_placement(self, gpu_type: str | None) -> GPUPlacement:
@@ -197,6 +242,11 @@ class CloudDriver(ABC):
     @abstractmethod
     def build_context(self, upload: BucketURL) -> tuple[str, BucketVolume]:
         """Kaniko's `--context` for an uploaded tarball, and what the builder pod must mount to read it."""
+
+    @abstractmethod
+    def upload_tarball(self, upload: BucketURL) -> UploadTarball:
+        """The uploaded tarball as a file in the builder container (buildah): a mount of it, or an init
+        container (volume `UPLOAD_VOLUME`) that copies it to `UPLOAD_DIR`; URLs as arguments, never a shell."""
 
     @abstractmethod
     def default_resources(self) -> DefaultResources:

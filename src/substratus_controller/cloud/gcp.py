@@ -33,6 +33,9 @@ Invariants:
 - Signed upload URLs: V4, `PUT`, Content-Type `application/octet-stream` and Content-MD5 bound into the
   signature, expiry at most 300 s. Signing uses the credentials' private key when they have one (a key
   file), else IAM Credentials `signBlob` as the credentials' service account (Workload Identity on GKE).
+- Upload builds: Kaniko reads the `gs://` tarball itself; for buildah an init container `fetch-context`
+  (the cloud-sdk image, after the Workload Identity readiness check) runs `gcloud storage cp <gs url>
+  /upload/<file>` into an emptyDir that the builder mounts read-only.
 - `bind_identity` is idempotent: it writes the principal's IAM policy only when the Workload Identity
   member is missing, with the read etag (one retry on a concurrent change, HTTP 409).
 """
@@ -73,6 +76,8 @@ from .base import (
     GPUPlacement,
     Mount,
     StorageError,
+    UploadTarball,
+    fetched_upload,
 )
 
 log = structlog.get_logger("substratus.cloud.gcp")
@@ -255,6 +260,12 @@ class GCPDriver(CloudDriver):
         """Kaniko reads the tarball straight from Cloud Storage with the builder's Workload Identity."""
         self._check_url(upload, what="build from")
         return str(upload), BucketVolume(volumes=[], mounts=[])
+
+    def upload_tarball(self, upload: BucketURL) -> UploadTarball:
+        """For buildah: `gcloud storage cp` of the upload into the pod, with the builder's Workload Identity
+        (the init container runs after the readiness check, see `builder_init_containers`)."""
+        self._check_url(upload, what="build from")
+        return fetched_upload(upload, image=READINESS_CHECK_IMAGE, copy_command=["gcloud", "storage", "cp"])
 
     def default_resources(self) -> DefaultResources:
         return DefaultResources(cpu=2, memory=4, disk=100)

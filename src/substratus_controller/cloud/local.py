@@ -2,10 +2,14 @@
 
 - Artifact bucket: a directory on the node, `file:///var/lib/substratus/artifacts` by default; pods mount an
   object's prefix by hostPath (DirectoryOrCreate), subPath per mount (upstream's kind driver, §5.2).
-- Upload builds: Kaniko reads the tarball from a hostPath mount (`tar:///upload/latest.tar.gz`).
+- Upload builds: the builder reads the tarball from a read-only hostPath mount of its directory at /upload:
+  Kaniko as `tar:///upload/latest.tar.gz`, buildah as the file `/upload/latest.tar.gz` (no init container).
 - GPUs: placed as `nvidia.com/gpu` with no node selector (upstream kind behaviour). Any type, or none, by
   default; `gpu_types` (LOCAL_GPU_TYPES) restricts the accepted types to what the local nodes have, so that
   other types report UnsupportedGPU instead of pods that never schedule.
+- Registry: `registry_url`, or (when "") what the cluster publishes as KEP-1755's
+  `kube-public/local-registry-hosting` (cloud/registry_hosting.py, resolved by the CLI at start-up); it must
+  be reachable from builder pods and nodes alike (never `localhost`, which in a pod is the pod).
 - Identity: nothing to bind.
 - Signed upload URLs point at the controller's own upload endpoint (cloud/upload.py): HMAC-signed, expiring
   after at most 300 s, verified against the body's md5 before the tarball is renamed into place.
@@ -24,6 +28,8 @@ from substratus_controller.constants import WORKLOAD_GID, WORKLOAD_UID
 from .base import (
     GPU_TOLERATION,
     JSON,
+    UPLOAD_DIR,
+    UPLOAD_VOLUME,
     BucketURL,
     BucketVolume,
     CloudConfigError,
@@ -32,11 +38,11 @@ from .base import (
     GPUPlacement,
     Mount,
     StorageError,
+    UploadTarball,
 )
 from .upload import UploadSigner, read_md5
 
 DEFAULT_ARTIFACT_BUCKET = "file:///var/lib/substratus/artifacts"
-DEFAULT_REGISTRY = "localhost:5000"
 DEFAULT_CLUSTER_NAME = "substratus"
 
 _ANY_GPU = GPUPlacement(node_selector={}, tolerations=(GPU_TOLERATION,))
@@ -47,7 +53,7 @@ class LocalDriver(CloudDriver):
     GPU_TABLE = {None: _ANY_GPU, **{t.value: _ANY_GPU for t in GPUType}}
 
     def __init__(self, *, cluster_name: str = DEFAULT_CLUSTER_NAME, artifact_bucket: BucketURL | None = None,
-                 registry_url: str = DEFAULT_REGISTRY, principal: str = "",
+                 registry_url: str = "", principal: str = "",
                  gpu_types: Sequence[str] | None = None, signer: UploadSigner | None = None) -> None:  # fmt: skip
         bucket = artifact_bucket or BucketURL.parse(DEFAULT_ARTIFACT_BUCKET)
         if bucket.scheme != "file":
@@ -120,10 +126,15 @@ class LocalDriver(CloudDriver):
         return BucketVolume(volumes=[volume], mounts=container_mounts)
 
     def build_context(self, upload: BucketURL) -> tuple[str, BucketVolume]:
+        tarball = self.upload_tarball(upload)
+        return f"tar://{tarball.path}", tarball.volume
+
+    def upload_tarball(self, upload: BucketURL) -> UploadTarball:
+        """The upload's directory on the node, mounted read-only by hostPath at /upload."""
         directory, _, filename = upload.path.rpartition("/")
-        volume = {"name": "upload", "hostPath": {"path": directory, "type": "Directory"}}
-        mount = {"name": "upload", "mountPath": "/upload", "readOnly": True}
-        return f"tar:///upload/{filename}", BucketVolume(volumes=[volume], mounts=[mount])
+        volume = {"name": UPLOAD_VOLUME, "hostPath": {"path": directory, "type": "Directory"}}
+        mount = {"name": UPLOAD_VOLUME, "mountPath": UPLOAD_DIR, "readOnly": True}
+        return UploadTarball(path=f"{UPLOAD_DIR}/{filename}", volume=BucketVolume(volumes=[volume], mounts=[mount]))
 
     def default_resources(self) -> DefaultResources:
         return DefaultResources(cpu=0, memory=0, disk=0)

@@ -8,9 +8,15 @@ Semantics (upstream §3 with decisions.md §2.1):
 - A Job with another build id (a new tag/branch/md5/requestID, or a retry after failure) is deleted first;
   the fresh Job is created once it is gone.
 - Job Complete: `Built=True/JobComplete` and, if needed, `spec.image` is set to the target.
-  Job Failed: `Built=False/BuildFailed` (an Event, no retry until the build spec or `substratus.ai/retry`
-  changes; the annotation only matters for a failed Job, a good image is never rebuilt for it).
-  Otherwise `Built=False/JobNotComplete`.
+  Job Failed: `Built=False/BuildFailed` with the failed builder container's termination message (its log
+  tail: the failing Dockerfile step, the registry or git server it could not reach) from the Job's newest
+  pod; an Event, no retry until the build spec, the upload's `requestID` or `substratus.ai/retry` changes
+  (the retry token: it only matters for a failed Job; a good image is never rebuilt for it, and the same
+  md5 under a new requestID finds the image built and needs neither upload nor build).
+  Otherwise `Built=False/JobNotComplete`, or the reason of a builder pod that cannot start
+  (ImagePullFailed, Unschedulable, ContainerConfigError: status/pods.py) so that it does not wait silently.
+- No usable registry (cloud/registry_hosting.py): `Built=False/RegistryNotConfigured` naming what to set;
+  no Job, no retry (the setting changes only with a restart).
 - The workload may run with whatever `spec.image` holds (a rebuild does not stop a running Server).
 """
 
@@ -20,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from substratus_controller.api.v1.kinds import Dataset, Model, Notebook, Server
-from substratus_controller.cloud.base import BucketURL
+from substratus_controller.cloud.base import BucketURL, RegistryNotConfiguredError
 from substratus_controller.constants import (
     ANNOTATION_RETRY,
     LABEL_BUILD,
@@ -37,6 +43,7 @@ from substratus_controller.runtime import resources as k8s
 from substratus_controller.runtime.applier import digest
 from substratus_controller.runtime.client import Resource
 from substratus_controller.status.conditions import Cond
+from substratus_controller.status.pods import first_problem
 
 from .upload import plan_upload
 
@@ -90,13 +97,32 @@ def build_id(obj: AnyKind, target: str) -> str:
 def needs_storage_check(obj: AnyKind, kind: Kind, ctx: RenderContext) -> bool:
     """Whether planning this object's build needs to know what storage holds (an upload not yet built)."""
     build = obj.spec.build
-    return build is not None and build.upload is not None and obj.spec.image != target_image(obj, kind, ctx.cloud)
+    if build is None or build.upload is None:
+        return False
+    try:
+        return obj.spec.image != target_image(obj, kind, ctx.cloud)
+    except RegistryNotConfiguredError:
+        return False
 
 
 def retry_token(obj: AnyKind) -> str:
-    """A label-safe digest of the `substratus.ai/retry` annotation ("" when absent)."""
+    """A label-safe digest of what asks to retry a failed build: the `substratus.ai/retry` annotation and
+    the upload's requestID ("" when neither is set)."""
     value = obj.metadata.annotations.get(ANNOTATION_RETRY)
-    return digest({"retry": value})[:16] if value else ""
+    upload = obj.spec.build.upload if obj.spec.build is not None else None
+    request = upload.request_id if upload is not None else None
+    if not value and not request:
+        return ""
+    return digest({"retry": value, **({"request": request} if request else {})})[:16]
+
+
+# A builder pod that cannot even start: the Job neither fails nor completes, so say why.
+STUCK_REASONS = frozenset({Reason.IMAGE_PULL_FAILED, Reason.UNSCHEDULABLE, Reason.CONTAINER_CONFIG_ERROR})
+
+
+def build_pods(pods: list[JSON], bid: str) -> list[JSON]:
+    """The pods of the build `bid` among an object's pods."""
+    return [p for p in pods if (p["metadata"].get("labels") or {}).get(BUILD_LABEL) == bid]
 
 
 def with_retry_label(job: JSON, token: str) -> JSON:
@@ -113,15 +139,19 @@ def retry_requested(job: JSON, token: str) -> bool:
 
 
 def plan_build(obj: AnyKind, kind: Kind, ctx: RenderContext, *, job: JSON | None, raw_status: JSON | None = None,
-               stored_md5: str | None = None, now: str = "") -> BuildPlan:  # fmt: skip
+               stored_md5: str | None = None, now: str = "", pods: list[JSON] | None = None) -> BuildPlan:  # fmt: skip
     """The build's conditions and children for `obj` given its cached build Job (or None).
 
     For upload builds, `stored_md5` is what storage holds (see needs_storage_check) and `raw_status` the
-    object's current status (for the handshake's state)."""
+    object's current status (for the handshake's state). `pods`: the object's cached pods (any role)."""
     if obj.spec.build is None:
         return BuildPlan()
     meta = obj.metadata
-    target = target_image(obj, kind, ctx.cloud)
+    try:
+        target = target_image(obj, kind, ctx.cloud)
+    except RegistryNotConfiguredError as exc:
+        return BuildPlan(condition=Cond(ConditionType.BUILT, False, Reason.REGISTRY_NOT_CONFIGURED,
+                                        f"Cannot build: {exc}"))  # fmt: skip
     bid = build_id(obj, target)
     retry = retry_token(obj)
     name = build_job_name(kind, meta.name)
@@ -176,11 +206,18 @@ def plan_build(obj: AnyKind, kind: Kind, ctx: RenderContext, *, job: JSON | None
         plan.delete.append((k8s.JOBS, job))
         plan.condition = Cond(ConditionType.BUILT, False, Reason.JOB_NOT_COMPLETE, f"Retrying builder Job {name}")
         return plan
+    mine = build_pods(pods or [], bid)
     if failed:
-        detail = failed.get("message") or failed.get("reason") or "failed"
+        problem = first_problem(mine, restarts=False)
+        detail = problem.message if problem else failed.get("message") or failed.get("reason") or "failed"
+        again = "a new upload requestID (kubectl applybuild), " if upload is not None else ""
         plan.condition = Cond(ConditionType.BUILT, False, Reason.BUILD_FAILED,
-                              f"Builder Job {name} failed: {detail}; change the build or set the "
+                              f"Builder Job {name} failed: {detail}; change the build, or set {again}the "
                               f"{ANNOTATION_RETRY} annotation to retry")  # fmt: skip
+        return plan
+    stuck = first_problem(mine, restarts=False)
+    if stuck is not None and stuck.reason in STUCK_REASONS:
+        plan.condition = Cond(ConditionType.BUILT, False, stuck.reason, f"Builder Job {name}: {stuck.message}")
         return plan
     plan.condition = Cond(ConditionType.BUILT, False, Reason.JOB_NOT_COMPLETE,
                           f"Waiting for builder Job to complete: {name}")  # fmt: skip

@@ -2,6 +2,11 @@
 
 Precedence: flag > environment variable > default. Every problem raises `ConfigError` whose message names
 the flag and the environment variable, so the process can exit with one clear line.
+
+Builder settings (render/builders.py): `--builder` (kaniko or buildah; default buildah on the local cloud,
+kaniko on gcp and aws, as upstream), `--builder-image` (default: that builder's pinned image),
+`--git-image` and `--registry-insecure` (the registry speaks plain HTTP; default true on the local cloud
+only). `render_context` turns them and the driver into the renderers' `RenderContext`.
 """
 
 from __future__ import annotations
@@ -13,11 +18,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from substratus_controller.cloud.base import BucketURL, CloudConfigError, CloudDriver, DriverSettings
-from substratus_controller.cloud.local import DEFAULT_CLUSTER_NAME, DEFAULT_REGISTRY, LocalDriver
+from substratus_controller.cloud.local import DEFAULT_CLUSTER_NAME, LocalDriver
 from substratus_controller.cloud.upload import UploadSigner
+from substratus_controller.constants import BUILDER_BUILDAH, BUILDER_KANIKO, BUILDERS
+from substratus_controller.render.context import DEFAULT_BUILDER_IMAGES, DEFAULT_GIT_IMAGE, RenderContext
 from substratus_controller.runtime.health import parse_address
 
 CLOUDS = ("local", "gcp", "aws")
+DEFAULT_BUILDER = {"local": BUILDER_BUILDAH, "gcp": BUILDER_KANIKO, "aws": BUILDER_KANIKO}
+INSECURE_REGISTRY_BY_DEFAULT = ("local",)  # its registry is a plain-HTTP one on the node (localhost:5000)
+TRUE_WORDS = ("true", "1", "yes")
+FALSE_WORDS = ("false", "0", "no")
 
 
 class ConfigError(ValueError):
@@ -45,6 +56,10 @@ class Settings:
     upload_bind_address: str = ":8082"
     upload_public_url: str = ""
     upload_signing_key: bytes = b""
+    builder: str = BUILDER_KANIKO
+    builder_image: str = DEFAULT_BUILDER_IMAGES[BUILDER_KANIKO]
+    git_image: str = DEFAULT_GIT_IMAGE
+    registry_insecure: bool = False
     env: dict[str, str] = field(default_factory=dict)
 
 
@@ -110,8 +125,36 @@ def resolve(flags: Mapping[str, object], env: Mapping[str, str] | None = None) -
     if key and len(key.encode()) < 16:
         raise ConfigError("UPLOAD_SIGNING_KEY: must be at least 16 characters")
     s.upload_signing_key = key.encode() if key else secrets.token_bytes(32)
+    s.builder = pick("builder", "BUILDER").strip().lower() or DEFAULT_BUILDER[s.cloud]
+    if s.builder not in BUILDERS:
+        raise ConfigError(f"--builder/BUILDER: unknown builder {s.builder!r}; expected {' or '.join(BUILDERS)}")
+    s.builder_image = pick("builder_image", "BUILDER_IMAGE").strip() or DEFAULT_BUILDER_IMAGES[s.builder]
+    s.git_image = pick("git_image", "GIT_IMAGE").strip() or DEFAULT_GIT_IMAGE
+    insecure = pick("registry_insecure", "REGISTRY_INSECURE").strip().lower()
+    if not insecure:
+        s.registry_insecure = s.cloud in INSECURE_REGISTRY_BY_DEFAULT
+    elif insecure in TRUE_WORDS + FALSE_WORDS:
+        s.registry_insecure = insecure in TRUE_WORDS
+    else:
+        raise ConfigError(f"--registry-insecure/REGISTRY_INSECURE: expected true or false, got {insecure!r}")
     s.env = dict(env)
     return s
+
+
+def render_context(s: Settings, driver: CloudDriver) -> RenderContext:
+    """What the renderers get: the driver and the resolved builder settings."""
+    return RenderContext(cloud=driver, builder=s.builder, builder_image=s.builder_image, git_image=s.git_image,
+                         insecure_registry=s.registry_insecure)  # fmt: skip
+
+
+def describe_build(s: Settings) -> dict[str, str]:
+    """The resolved builder settings, for the start-up log line."""
+    return {
+        "builder": s.builder,
+        "builder_image": s.builder_image,
+        "git_image": s.git_image,
+        "registry_insecure": str(s.registry_insecure).lower(),
+    }
 
 
 def make_local_driver(s: Settings) -> LocalDriver:
@@ -124,7 +167,7 @@ def make_local_driver(s: Settings) -> LocalDriver:
         driver = LocalDriver(
             cluster_name=s.cluster_name or DEFAULT_CLUSTER_NAME,
             artifact_bucket=bucket,
-            registry_url=s.registry_url or DEFAULT_REGISTRY,
+            registry_url=s.registry_url,  # "": discovered at start-up (cloud/registry_hosting.py)
             gpu_types=s.local_gpu_types,
         )
     except CloudConfigError as exc:

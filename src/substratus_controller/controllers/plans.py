@@ -112,6 +112,7 @@ def start_plan(obj: Dataset | Model | Notebook | Server, kind: Kind, raw: JSON, 
         raw_status=raw.get("status"),
         stored_md5=stored_md5,
         now=now,
+        pods=caches.pods_of(kind, meta.namespace, meta.name, run=False),
     )
     plan = Plan(
         status={},

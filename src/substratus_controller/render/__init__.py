@@ -4,8 +4,9 @@ No I/O: no runtime, no os, no Kubernetes client. Input: typed objects and config
 
 Modules: names (child names), labels (labels, selectors, ownerReferences), security (pod/container security
 contexts), params (params.json, PARAM_* env, params ConfigMap), env (spec.env and secret references),
-resources (requests and GPU placement), serviceaccount, build (target image, Kaniko Job), workloads (loader
-and modeller Jobs), notebook (Pod, token Secret, PVC), server (Deployment, Service), errors, context.
+resources (requests and GPU placement), serviceaccount, build (target image, build Job), builders (the Kaniko
+and buildah containers of the build Job), workloads (loader and modeller Jobs), notebook (Pod, token Secret,
+PVC), server (Deployment, Service), errors, context.
 Every body is ready for server-side apply: apiVersion, kind, name and namespace set; no None, "", [] or {}
 (bar `emptyDir: {}`); env sorted by name; so rendering an unchanged object twice gives equal bodies.
 """

@@ -2,9 +2,10 @@
 them; review changes as diffs). The inputs are the functions below.
 
 Cases: bucket mounts (read-write, read-only), the per-namespace PersistentVolume + claim (with and without a
-bucket prefix), the upload build context and builder settings, ServiceAccount annotations, every GPU
-placement, and two whole children rendered with the aws driver (a GPU training Job with three bucket
-mounts, an upload build Job), so the driver's pieces are also seen in place.
+bucket prefix), the upload build context (Kaniko's URL, buildah's fetched tarball) and builder settings,
+ServiceAccount annotations, every GPU placement, and whole children rendered with the aws driver (a GPU
+training Job with three bucket mounts, an upload build Job with Kaniko and one with buildah), so the
+driver's pieces are also seen in place.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from substratus_controller.api.v1 import Model
 from substratus_controller.api.v1.types import GPUType
 from substratus_controller.cloud.aws import AWSDriver
 from substratus_controller.cloud.base import BucketURL, Mount, UnsupportedGPUError
-from substratus_controller.constants import SA_BUILDER, SA_MODELLER, Kind
+from substratus_controller.constants import BUILDER_BUILDAH, SA_BUILDER, SA_MODELLER, Kind
 from substratus_controller.render import RenderContext, build_job, modeller_job, service_account, target_image
 from tests.golden_files import check_golden, updating
 
@@ -74,13 +75,21 @@ def mount_objects_no_prefix() -> list[JSON]:
 
 def build_context() -> list[JSON]:
     d = driver()
-    context, bucket = d.build_context(d.upload_url(Kind.MODEL, NS, "my-model"))
+    upload = d.upload_url(Kind.MODEL, NS, "my-model")
+    context, bucket = d.build_context(upload)
+    tarball = d.upload_tarball(upload)
     return [
         {
             "context": context,
             "volumes": bucket.volumes,
             "volumeMounts": bucket.mounts,
             "annotations": bucket.annotations,
+            "uploadTarball": {
+                "path": tarball.path,
+                "volumes": tarball.volume.volumes,
+                "volumeMounts": tarball.volume.mounts,
+                "initContainers": tarball.init_containers,
+            },
             "builderResources": d.builder_resources(),
             "builderInitContainers": d.builder_init_containers(),
             "defaultResources": dataclasses.asdict(d.default_resources()),
@@ -140,7 +149,7 @@ def training_job() -> list[JSON]:
     return [service_account(SA_MODELLER, NS, d), job]
 
 
-def upload_build_job() -> list[JSON]:
+def upload_build_job(builder: str | None = None) -> list[JSON]:
     model = Model.model_validate(
         {
             "apiVersion": "substratus.ai/v1",
@@ -151,8 +160,13 @@ def upload_build_job() -> list[JSON]:
     )
     d = driver()
     target = target_image(model, Kind.MODEL, d)
-    return [service_account(SA_BUILDER, NS, d), build_job(model, Kind.MODEL, RenderContext(cloud=d), target=target,
-                                                          build_id="01234567")]  # fmt: skip
+    ctx = RenderContext(cloud=d) if builder is None else RenderContext(cloud=d, builder=builder)
+    return [service_account(SA_BUILDER, NS, d), build_job(model, Kind.MODEL, ctx, target=target, build_id="01234567")]
+
+
+def buildah_upload_build_job() -> list[JSON]:
+    """--builder buildah: `aws s3 cp` of the tarball into the `upload` emptyDir first (IRSA credentials)."""
+    return upload_build_job(BUILDER_BUILDAH)
 
 
 CASES: dict[str, Callable[[], list[JSON]]] = {
@@ -165,6 +179,7 @@ CASES: dict[str, Callable[[], list[JSON]]] = {
     "gpu-placements": gpu_placements,
     "training-job": training_job,
     "upload-build-job": upload_build_job,
+    "buildah-upload-build-job": buildah_upload_build_job,
 }
 
 

@@ -1,9 +1,10 @@
 """Golden files of the gcp driver: `tests/golden/cloud/gcp/<case>.yaml` (UPDATE_GOLDEN=1 rewrites them).
 
 They show exactly what the driver adds to pods (GCS FUSE volumes, mounts and annotations; the builder's
-context, init container and resources; ServiceAccount annotations; GPU placement for every type), the
-settings it derives, and two children rendered with it (an upload build Job and a GPU training Job).
-Review changes to them as diffs.
+context, init container and resources; the upload tarball buildah reads, fetched by an init container;
+ServiceAccount annotations; GPU placement for every type), the settings it derives, and children rendered
+with it (an upload build Job with Kaniko and one with buildah, a GPU training Job). Review changes to them
+as diffs.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from substratus_controller.api.v1 import Model
 from substratus_controller.api.v1.types import GPUType
 from substratus_controller.cloud.base import BucketURL, BucketVolume, DriverSettings, Mount, UnsupportedGPUError
 from substratus_controller.cloud.gcp import GCPDriver, create_driver
-from substratus_controller.constants import SA_BUILDER, SA_MODELLER, Kind
+from substratus_controller.constants import BUILDER_BUILDAH, SA_BUILDER, SA_MODELLER, Kind
 from substratus_controller.render import RenderContext, build_job, modeller_job, service_account, target_image
 from tests.golden_files import check_golden
 
@@ -62,11 +63,18 @@ async def case_mounts() -> JSON:
 
 async def case_build() -> JSON:
     driver = await gcp()
-    context, bucket = driver.build_context(driver.upload_url(Kind.MODEL, "research", "llama"))
+    upload = driver.upload_url(Kind.MODEL, "research", "llama")
+    context, bucket = driver.build_context(upload)
+    tarball = driver.upload_tarball(upload)
     defaults = driver.default_resources()
     return {
         "context": context,
         **volume(bucket),
+        "uploadTarball": {
+            "path": tarball.path,
+            **volume(tarball.volume),
+            "initContainers": tarball.init_containers,
+        },
         "initContainers": driver.builder_init_containers(),
         "builderResources": driver.builder_resources(),
         "defaultResources": {"cpu": defaults.cpu, "memory": defaults.memory, "disk": defaults.disk},
@@ -152,6 +160,19 @@ async def case_rendered() -> list[JSON]:
     ]
 
 
+async def case_buildah_upload_build() -> list[JSON]:
+    """The upload build with --builder buildah: the Workload Identity check, then `gcloud storage cp` of the
+    tarball into the `upload` emptyDir, which the builder mounts read-only; TLS verified (not insecure)."""
+    driver = await gcp()
+    ctx = RenderContext(cloud=driver, builder=BUILDER_BUILDAH)
+    upload = Model.model_validate(UPLOAD_MODEL)
+    target = target_image(upload, Kind.MODEL, driver)
+    return [
+        service_account(SA_BUILDER, "research", driver),
+        build_job(upload, Kind.MODEL, ctx, target=target, build_id="01234567"),
+    ]
+
+
 CASES: dict[str, Callable[[], Awaitable[Any]]] = {
     "mounts": case_mounts,
     "build": case_build,
@@ -159,6 +180,7 @@ CASES: dict[str, Callable[[], Awaitable[Any]]] = {
     "gpu": case_gpu,
     "settings": case_settings,
     "rendered": case_rendered,
+    "buildah-upload-build": case_buildah_upload_build,
 }
 
 

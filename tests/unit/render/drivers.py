@@ -2,13 +2,14 @@
 
 `FakeGKEDriver` behaves like a GKE cluster as far as rendering goes (a `gs://` bucket mounted through a CSI
 driver with pod annotations, GPU types placed by node selector, default and builder resources, a builder
-init container, a principal annotation on ServiceAccounts), without depending on the real GCP driver. It
+init container, uploads fetched by an init container for buildah, a principal annotation on
+ServiceAccounts), without depending on the real GCP driver. It
 lets the golden files show every path of the renderers that the local driver does not take.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from substratus_controller.cloud.base import (
     JSON,
@@ -19,6 +20,8 @@ from substratus_controller.cloud.base import (
     GPUPlacement,
     Mount,
     StorageError,
+    UploadTarball,
+    fetched_upload,
 )
 from substratus_controller.cloud.local import LocalDriver
 
@@ -70,6 +73,9 @@ class FakeGKEDriver(CloudDriver):
     def build_context(self, upload: BucketURL) -> tuple[str, BucketVolume]:
         return str(upload), BucketVolume(volumes=[], mounts=[])
 
+    def upload_tarball(self, upload: BucketURL) -> UploadTarball:
+        return fetched_upload(upload, image="cloud-sdk:alpine", copy_command=["gcloud", "storage", "cp"])
+
     def default_resources(self) -> DefaultResources:
         return DefaultResources(cpu=2, memory=4, disk=100)
 
@@ -86,7 +92,16 @@ class FakeGKEDriver(CloudDriver):
         return None
 
 
-DRIVERS: dict[str, type[CloudDriver]] = {"local": LocalDriver, "fake-gke": FakeGKEDriver}
+# The local cloud as the golden files show it: its registry given (--registry-url 10.244.0.1:5000, the real
+# node's), as a LocalDriver without one reports RegistryNotConfigured for every build.
+LOCAL_REGISTRY = "10.244.0.1:5000"
+
+
+def local_driver() -> LocalDriver:
+    return LocalDriver(registry_url=LOCAL_REGISTRY)
+
+
+DRIVERS: dict[str, Callable[[], CloudDriver]] = {"local": local_driver, "fake-gke": FakeGKEDriver}
 
 
 def driver(name: str) -> CloudDriver:

@@ -5,6 +5,9 @@ in, as the API server would), optionally followed by a second document `context:
 would supply:
 
     cloud: local | fake-gke          (default local; see drivers.py)
+    builder: kaniko | buildah        (default: the cloud's, as the controller's settings: local buildah,
+                                      fake-gke kaniko like gcp and aws)
+    insecureRegistry: true | false   (default: true on local only, as the controller's settings)
     runID, buildID: label values     (defaults "run-1" / "build-1")
     token: the notebook token        (default "token-1")
     pvcSize: e.g. 20Gi               (notebook work volume; none when absent)
@@ -25,6 +28,8 @@ import yaml
 from substratus_controller.api.v1 import Dataset, Model, Notebook, Server
 from substratus_controller.cloud.base import BucketURL
 from substratus_controller.constants import (
+    BUILDER_BUILDAH,
+    BUILDER_KANIKO,
     SA_BUILDER,
     SA_DATA_LOADER,
     SA_MODEL_SERVER,
@@ -78,7 +83,11 @@ def render_case(case: Path) -> tuple[list[JSON], str]:
     """(children in order, cloud driver name) of one case."""
     obj, context = load_input(case)
     cloud_name = context.get("cloud", "local")
-    ctx = RenderContext(cloud=driver(cloud_name))
+    ctx = RenderContext(
+        cloud=driver(cloud_name),
+        builder=context.get("builder", BUILDER_BUILDAH if cloud_name == "local" else BUILDER_KANIKO),
+        insecure_registry=context.get("insecureRegistry", cloud_name == "local"),
+    )
     kind, ns, name = obj.KIND, obj.metadata.namespace, obj.metadata.name
     out: list[JSON] = []
     if obj.spec.build is not None:

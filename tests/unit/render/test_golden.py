@@ -17,7 +17,16 @@ from .golden import GOLDEN, case_dirs, case_id, render_case
 CASES = case_dirs()
 EXPECTED_CASES = {
     "dataset": {"plain", "git-build", "upload-build", "params", "env-secrets", "gpu", "long-name"},
-    "model": {"import", "trained-with-base-and-dataset", "gpu-l4", "git-build-branch", "upload-build"},
+    "model": {
+        "import",
+        "trained-with-base-and-dataset",
+        "gpu-l4",
+        "git-build-branch",
+        "upload-build",
+        "kaniko-git-build-local",
+        "buildah-git-build-path",
+        "buildah-upload-build-local",
+    },
     "notebook": {"plain", "with-model-and-dataset", "with-pvc", "custom-command"},
     "server": {"plain", "gpu", "git-build"},
 }

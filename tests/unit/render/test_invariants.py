@@ -9,7 +9,12 @@
   exception: on the local driver the bucket volumes (`artifacts`, `dataset`, `model`) are hostPath
   volumes, which "restricted" (and even "baseline") forbids. The test asserts that exception exactly, so
   any other hostPath, or a hostPath on another cloud, fails.
-- The builder pod is the documented exception: root (Kaniko), but never privileged.
+- The builder pod is the documented exception (render/security.py), asserted exactly per builder: the pod
+  runs as root (uid 0, gid 0, fsGroup 3003); Kaniko's container has no securityContext (the default
+  capabilities); buildah's container is restricted except for exactly capabilities SETUID, SETGID and
+  SETFCAP added and seccomp Unconfined. Never privileged, no host namespaces, init containers without a
+  securityContext; hostPath only for the local upload directory (read-only). Every container that can fail
+  a build (builder, git-clone, fetch-context) falls back to its logs for the termination message.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from typing import Any
 import pytest
 
 from substratus_controller.cloud.local import DEFAULT_ARTIFACT_BUCKET
+from substratus_controller.constants import BUILDER_BUILDAH, BUILDER_KANIKO
 
 from .golden import GOLDEN, all_outputs, load_input
 
@@ -157,16 +163,53 @@ def test_workload_pods_are_restricted(case: str, cloud: str, children: list[dict
         assert checked, f"{case}: no workload pod checked"
 
 
+# The buildah builder's exception to "restricted", entry by entry (render/security.py says why).
+BUILDAH_ADDED_CAPABILITIES = ["SETUID", "SETGID", "SETFCAP"]
+BUILDAH_SECCOMP = {"type": "Unconfined"}
+
+
+def _builder_of(case: str, cloud: str) -> str:
+    _, context = load_input(GOLDEN / case)
+    return str(context.get("builder", BUILDER_BUILDAH if cloud == "local" else BUILDER_KANIKO))
+
+
 @pytest.mark.parametrize(("case", "cloud", "children"), OUTPUTS, ids=IDS)
 def test_builder_pod_is_the_documented_exception(case: str, cloud: str, children: list[dict[str, Any]]) -> None:
+    checked = 0
     for what, pod_labels, spec in pods(children):
         if pod_labels.get("role") != "build":
             continue
-        assert spec["securityContext"] == {"runAsUser": 0, "runAsGroup": 0, "fsGroup": 3003}, what
+        checked += 1
+        where = f"{case}: {what}"
+        assert spec["securityContext"] == {"runAsUser": 0, "runAsGroup": 0, "fsGroup": 3003}, where
+        for key in ("hostNetwork", "hostPID", "hostIPC", "hostUsers"):
+            assert key not in spec, where
+        for init in spec.get("initContainers", []):
+            assert "securityContext" not in init, f"{where}: init container {init['name']}"
+        (builder,) = spec["containers"]
+        if _builder_of(case, cloud) == BUILDER_BUILDAH:
+            sc = builder["securityContext"]
+            assert sc["capabilities"]["add"] == BUILDAH_ADDED_CAPABILITIES, where
+            assert sc["seccompProfile"] == BUILDAH_SECCOMP, where
+            # Without exactly those two entries the container is a "restricted" one.
+            rest = {**sc, "capabilities": {"drop": sc["capabilities"]["drop"]}}
+            del rest["seccompProfile"]
+            _check_restricted_container(f"{where} builder", {**builder, "securityContext": rest})
+            assert set(sc) == {"allowPrivilegeEscalation", "capabilities", "seccompProfile"}, where
+        else:
+            assert "securityContext" not in builder, f"{where}: Kaniko runs with the default capabilities"
         for container in spec.get("initContainers", []) + spec["containers"]:
-            assert not container.get("securityContext", {}).get("privileged"), what
-        for key in ("hostNetwork", "hostPID", "hostIPC"):
-            assert key not in spec, what
+            if container["name"] in ("builder", "git-clone", "fetch-context"):
+                assert container["terminationMessagePolicy"] == "FallbackToLogsOnError", f"{where} {container['name']}"
+        for volume in spec["volumes"]:
+            if "hostPath" in volume:
+                assert cloud == "local", f"{where}: hostPath volume on cloud {cloud}"
+                assert volume["name"] == "upload", where
+                assert volume["hostPath"]["type"] == "Directory", where
+                mount = next(m for m in builder["volumeMounts"] if m["name"] == "upload")
+                assert mount.get("readOnly") is True, where
+    if any(c["kind"] == "ServiceAccount" and c["metadata"]["name"] == "container-builder" for c in children):
+        assert checked, f"{case}: no builder pod checked"
 
 
 @pytest.mark.parametrize(("case", "cloud", "children"), OUTPUTS, ids=IDS)

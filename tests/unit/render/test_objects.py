@@ -29,9 +29,9 @@ from substratus_controller.render.errors import InvalidSpecError
 from substratus_controller.render.labels import labels, owner_reference, selector
 from substratus_controller.render.workloads import modeller_backoff_limit
 
-from .drivers import FakeGKEDriver
+from .drivers import FakeGKEDriver, local_driver
 
-CTX = RenderContext(cloud=LocalDriver())
+CTX = RenderContext(cloud=local_driver())
 META = {"name": "x", "namespace": "ns", "uid": "uid-1"}
 
 
@@ -95,7 +95,7 @@ def test_service_account_no_owner_and_annotations() -> None:
 )
 def test_target_image_git(git: dict[str, str], tag: str) -> None:
     m = obj(Model, build={"git": git})
-    assert target_image(m, Kind.MODEL, CTX.cloud) == f"localhost:5000/substratus-model-ns-x:{tag}"
+    assert target_image(m, Kind.MODEL, CTX.cloud) == f"10.244.0.1:5000/substratus-model-ns-x:{tag}"
 
 
 def test_target_image_upload_lowercases_md5() -> None:
@@ -138,7 +138,7 @@ def test_build_job_rejects_option_like_url() -> None:
 
 
 def test_build_job_custom_images() -> None:
-    ctx = RenderContext(cloud=LocalDriver(), kaniko_image="k:1", git_image="g:1")
+    ctx = RenderContext(cloud=local_driver(), builder_image="k:1", git_image="g:1")
     pod = build_job(obj(Model, build={"git": {"url": "u"}}), Kind.MODEL, ctx, target="t", build_id="b")
     assert pod["spec"]["template"]["spec"]["containers"][0]["image"] == "k:1"
     assert pod["spec"]["template"]["spec"]["initContainers"][0]["image"] == "g:1"
