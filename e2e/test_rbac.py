@@ -30,7 +30,7 @@ from substratus_controller.constants import Kind
 from substratus_controller.controllers.common import RESOURCE_OF
 from substratus_controller.runtime import resources as k8s
 from substratus_controller.runtime.client import Client, NotFound, Resource
-from substratus_controller.testing.stack import ControllerProcess, Stack
+from substratus_controller.testing.stack import SIMULATED_REGISTRY, ControllerProcess, Stack
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parent.parent
@@ -248,6 +248,9 @@ async def run_without(stack: Stack, kind: str, index: int | None, workdir: Path)
                 "--leader-elect",
                 f"--leader-election-namespace={ns}",
                 f"--artifact-bucket-url=file://{stack.workdir / 'artifacts'}",
+                # bound in its namespace only, it cannot read kube-public/local-registry-hosting: a
+                # namespaced install names its registry (README, Local clusters)
+                f"--registry-url={SIMULATED_REGISTRY}",
             ],
         )
         for log in logs
