@@ -50,7 +50,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Protocol
 
-JSON = dict[str, Any]
+from substratus_controller.jsontypes import JSON
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS_DIR = ROOT / "bench" / "results"
 VARIANTS = ("raw", "informer", "informer_projected", "typed", "informer_gc_paused")
@@ -313,7 +314,7 @@ class RawLoader:
     """`Client.list_all`: decode only, no store."""
 
     def __init__(self, kubeconfig: str, workload: Workload, namespace: str) -> None:
-        from substratus_controller.runtime.client import Resource
+        from substratus_controller.runtime.resource import Resource
 
         self.kubeconfig = kubeconfig
         self.namespace = namespace
@@ -547,7 +548,8 @@ def child_main(args: argparse.Namespace) -> None:
 # --------------------------------------------------------------------------------------------- setup
 async def populate(kubeconfig: Path, workload: Workload, sizes: Iterable[int]) -> JSON:
     """Create `n` objects (with status) in `workload.namespace(n)` for each size; bounded concurrency."""
-    from substratus_controller.runtime.client import AlreadyExists, Client, Resource
+    from substratus_controller.runtime.client import AlreadyExists, Client
+    from substratus_controller.runtime.resource import Resource
     from substratus_controller.runtime.resources import NAMESPACES
 
     res = Resource(workload.group, workload.version, workload.plural, workload.kind)

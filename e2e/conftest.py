@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from substratus_controller.constants import Kind
-from substratus_controller.controllers.common import RESOURCE_OF
+from substratus_controller.resources import RESOURCE_OF
 from substratus_controller.runtime import resources as k8s
 from substratus_controller.runtime.client import Client, NotFound
 from substratus_controller.testing.kubelet import Rule

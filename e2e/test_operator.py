@@ -25,7 +25,7 @@ from e2e.conftest import (
     wait_condition,
 )
 from substratus_controller.constants import Kind
-from substratus_controller.controllers.common import RESOURCE_OF
+from substratus_controller.resources import RESOURCE_OF
 from substratus_controller.runtime import resources as k8s
 from substratus_controller.runtime.client import Client, NotFound
 from substratus_controller.testing.stack import Stack
@@ -190,8 +190,12 @@ async def test_job_failure_is_reported_and_a_spec_change_reruns(client: Client, 
     await create(client, namespace, manifest("Dataset", "flaky", {"image": "example.com/fail-loader:1"}))
     obj = await wait_condition(client, Kind.DATASET, namespace, "flaky", "Complete", "False", reason="JobFailed")
     assert condition(obj, "Ready")["reason"] == "JobFailed"
-    events = await eventually(lambda: events_for(client, namespace, "flaky"))
-    assert any(e["reason"] == "JobFailed" for e in events)
+
+    async def job_failed_events() -> list[dict[str, Any]]:  # Events are posted asynchronously
+        return [e for e in await events_for(client, namespace, "flaky") if e["reason"] == "JobFailed"]
+
+    events = await eventually(job_failed_events, timeout=30)
+    assert events[0]["type"] == "Warning"
     first = await client.get(k8s.JOBS, "flaky-data-loader", namespace)
     # Fix the image: the failed run is replaced by a new one (SpecChanged), which completes.
     await patch(client, Kind.DATASET, namespace, "flaky", {"spec": {"image": "example.com/loader:2"}})

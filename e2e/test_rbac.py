@@ -27,9 +27,10 @@ import yaml
 
 from e2e.conftest import RULES
 from substratus_controller.constants import Kind
-from substratus_controller.controllers.common import RESOURCE_OF
+from substratus_controller.resources import RESOURCE_OF
 from substratus_controller.runtime import resources as k8s
-from substratus_controller.runtime.client import Client, NotFound, Resource
+from substratus_controller.runtime.client import Client, NotFound
+from substratus_controller.runtime.resource import Resource
 from substratus_controller.testing.stack import SIMULATED_REGISTRY, ControllerProcess, Stack
 
 pytestmark = pytest.mark.e2e

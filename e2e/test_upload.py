@@ -13,7 +13,7 @@ import pytest
 
 from e2e.conftest import condition, eventually, get, wait_condition
 from substratus_controller.constants import Kind
-from substratus_controller.controllers.common import RESOURCE_OF
+from substratus_controller.resources import RESOURCE_OF
 from substratus_controller.runtime import resources as k8s
 from substratus_controller.runtime.client import Client
 

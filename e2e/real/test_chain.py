@@ -19,7 +19,7 @@ import pytest
 from e2e.conftest import WRITES, condition, eventually, get, metric_sum, resource_versions, wait_condition
 from e2e.real.conftest import ROOT, namespace_for
 from substratus_controller.constants import Kind
-from substratus_controller.controllers.common import RESOURCE_OF
+from substratus_controller.resources import RESOURCE_OF
 from substratus_controller.runtime import resources as k8s
 from substratus_controller.runtime.client import Client, NotFound
 from substratus_controller.testing.stack import Stack

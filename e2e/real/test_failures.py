@@ -14,7 +14,7 @@ from typing import Any
 
 from e2e.conftest import condition, events_for, eventually, get, manifest, wait_condition
 from substratus_controller.constants import Kind
-from substratus_controller.controllers.common import RESOURCE_OF
+from substratus_controller.resources import RESOURCE_OF
 from substratus_controller.runtime.client import Client
 from substratus_controller.testing.stack import Stack
 

@@ -75,7 +75,7 @@ def _add_run(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from substratus_controller.controllers.config import ConfigError, resolve
+    from substratus_controller.settings import ConfigError, resolve
 
     try:
         settings = resolve(vars(args))
@@ -89,20 +89,20 @@ async def _serve(settings: object) -> int:
     import structlog
 
     from substratus_controller.cloud.local import LocalDriver
-    from substratus_controller.cloud.upload import UploadServer
+    from substratus_controller.cloud.local_upload_server import UploadServer
     from substratus_controller.constants import API_VERSION
-    from substratus_controller.controllers.config import (
+    from substratus_controller.controllers.wiring import build_manager
+    from substratus_controller.runtime.client import ApiError, Client, NotFound
+    from substratus_controller.runtime.health import parse_address
+    from substratus_controller.runtime.logs import configure
+    from substratus_controller.runtime.manager import ManagerError, ManagerOptions, in_cluster_namespace
+    from substratus_controller.settings import (
         ConfigError,
         Settings,
         create_driver,
         describe_build,
         render_context,
     )
-    from substratus_controller.controllers.setup import build_manager
-    from substratus_controller.runtime.client import ApiError, Client, NotFound
-    from substratus_controller.runtime.health import parse_address
-    from substratus_controller.runtime.logs import configure
-    from substratus_controller.runtime.manager import ManagerError, ManagerOptions, in_cluster_namespace
 
     assert isinstance(settings, Settings)
     configure(fmt=settings.log_format, level=settings.log_level)

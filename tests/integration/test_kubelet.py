@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
+from substratus_controller.jsontypes import JSON
 from substratus_controller.runtime.client import MERGE_PATCH, ApiError, Client, NotFound, ServerError
 from substratus_controller.runtime.resources import DEPLOYMENTS, JOBS, NODES, PODS, SERVICEACCOUNTS
 from substratus_controller.testing import ControlPlane
@@ -22,7 +23,6 @@ from substratus_controller.testing.kubelet import GPU_RESOURCE, Rule, SimulatedK
 
 pytestmark = pytest.mark.integration
 
-JSON = dict[str, Any]
 KubeletFactory = Callable[..., Awaitable[SimulatedKubelet]]
 
 

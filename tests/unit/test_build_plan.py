@@ -6,18 +6,16 @@ builds (e2e/real/test_builds.py)."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
 from substratus_controller.api.v1 import Model
 from substratus_controller.cloud.local import LocalDriver
 from substratus_controller.constants import LABEL_BUILD, Kind, Reason
 from substratus_controller.controllers.build import build_id, plan_build, retry_token, with_retry_label
+from substratus_controller.jsontypes import JSON
 from substratus_controller.render.build import build_job, target_image
 from substratus_controller.render.context import RenderContext
 
-JSON = dict[str, Any]
 MD5 = "0123456789abcdef0123456789abcdef"
 CTX = RenderContext(cloud=LocalDriver(registry_url="10.244.0.1:5000"))
 

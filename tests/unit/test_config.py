@@ -9,7 +9,7 @@ import pytest
 
 from substratus_controller.cli import build_parser
 from substratus_controller.cloud.local import LocalDriver
-from substratus_controller.controllers.config import (
+from substratus_controller.settings import (
     ConfigError,
     describe_build,
     make_local_driver,

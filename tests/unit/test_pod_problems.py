@@ -4,14 +4,12 @@ message a user acts on. The same cases run against real containers in the real-n
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import pytest
 
 from substratus_controller.constants import Reason
+from substratus_controller.jsontypes import JSON
 from substratus_controller.status.pods import first_problem, pod_problem, previous_pull_message, termination_detail
-
-JSON = dict[str, Any]
 
 
 def pod(*, containers: Sequence[JSON] = (), init: Sequence[JSON] = (), conditions: Sequence[JSON] = (),

@@ -63,9 +63,9 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from substratus_controller.api.v1.types import GPUType
 from substratus_controller.constants import LABEL_MANAGED_BY, MANAGED_BY_VALUE, WORKLOAD_GID, WORKLOAD_UID
+from substratus_controller.jsontypes import JSON
 
 from .base import (
-    JSON,
     BucketURL,
     BucketVolume,
     CloudConfigError,

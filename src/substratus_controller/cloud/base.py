@@ -18,12 +18,12 @@ import re
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import ClassVar
 from urllib.parse import urlsplit
 
 from substratus_controller.constants import CONTAINER_FETCH_CONTEXT, Kind
+from substratus_controller.jsontypes import JSON
 
-JSON = dict[str, Any]
 GPU_RESOURCE = "nvidia.com/gpu"
 GPU_TOLERATION: JSON = {"key": GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"}
 UPLOAD_OBJECT = "uploads/latest.tar.gz"

@@ -63,10 +63,10 @@ from google.cloud import storage
 from google.cloud.storage.retry import DEFAULT_RETRY
 
 from substratus_controller.constants import WORKLOAD_GID, WORKLOAD_UID
+from substratus_controller.jsontypes import JSON
 
 from .base import (
     GPU_TOLERATION,
-    JSON,
     BucketURL,
     BucketVolume,
     CloudConfigError,

@@ -11,7 +11,7 @@
   `kube-public/local-registry-hosting` (cloud/registry_hosting.py, resolved by the CLI at start-up); it must
   be reachable from builder pods and nodes alike (never `localhost`, which in a pod is the pod).
 - Identity: nothing to bind.
-- Signed upload URLs point at the controller's own upload endpoint (cloud/upload.py): HMAC-signed, expiring
+- Signed upload URLs point at the controller's own upload endpoint (cloud/local_upload_server.py): HMAC-signed, expiring
   after at most 300 s, verified against the body's md5 before the tarball is renamed into place.
 """
 
@@ -24,10 +24,10 @@ from pathlib import Path
 
 from substratus_controller.api.v1.types import GPUType
 from substratus_controller.constants import WORKLOAD_GID, WORKLOAD_UID
+from substratus_controller.jsontypes import JSON
 
 from .base import (
     GPU_TOLERATION,
-    JSON,
     UPLOAD_DIR,
     UPLOAD_VOLUME,
     BucketURL,
@@ -40,7 +40,7 @@ from .base import (
     StorageError,
     UploadTarball,
 )
-from .upload import UploadSigner, read_md5
+from .local_upload_server import UploadSigner, read_md5
 
 DEFAULT_ARTIFACT_BUCKET = "file:///var/lib/substratus/artifacts"
 DEFAULT_CLUSTER_NAME = "substratus"

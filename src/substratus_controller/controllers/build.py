@@ -23,7 +23,6 @@ Semantics (upstream §3 with decisions.md §2.1):
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 from substratus_controller.api.v1.kinds import Dataset, Model, Notebook, Server
 from substratus_controller.cloud.base import BucketURL, RegistryNotConfiguredError
@@ -36,18 +35,18 @@ from substratus_controller.constants import (
     Kind,
     Reason,
 )
+from substratus_controller.jsontypes import JSON
 from substratus_controller.render.build import build_job, target_image
 from substratus_controller.render.context import RenderContext
 from substratus_controller.render.names import build_job_name
 from substratus_controller.runtime import resources as k8s
 from substratus_controller.runtime.applier import digest
-from substratus_controller.runtime.client import Resource
+from substratus_controller.runtime.resource import Resource
 from substratus_controller.status.conditions import Cond
 from substratus_controller.status.pods import first_problem
 
 from .upload import plan_upload
 
-JSON = dict[str, Any]
 BUILD_LABEL = LABEL_BUILD
 RETRY_LABEL = LABEL_RETRY
 AnyKind = Dataset | Model | Notebook | Server

@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
 
 from substratus_controller.api.v1.kinds import Model
 from substratus_controller.constants import SA_MODELLER, ConditionType, Kind, Reason
+from substratus_controller.jsontypes import JSON
 from substratus_controller.render.context import RenderContext
 from substratus_controller.render.names import modeller_job_name
 from substratus_controller.render.params import params_configmap
 from substratus_controller.render.workloads import modeller_job
 
-from .common import Caches, KindReconciler, Plan
+from .engine import Caches, KindReconciler, Plan
 from .plans import adopt_run, artifacts_of, begin, dependency_gate, invalid_plan, render_errors, status_of
 from .runs import plan_run, run_id
-
-JSON = dict[str, Any]
 
 
 def plan_model(raw: JSON, *, ctx: RenderContext, caches: Caches, now: str, stored_md5: str | None = None) -> Plan:

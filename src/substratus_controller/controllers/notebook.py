@@ -19,6 +19,7 @@ from typing import Any
 
 from substratus_controller.api.v1.kinds import Notebook
 from substratus_controller.constants import ANNOTATION_NOTEBOOK_STORAGE, SA_NOTEBOOK, ConditionType, Kind, Reason
+from substratus_controller.jsontypes import JSON
 from substratus_controller.render.context import RenderContext
 from substratus_controller.render.names import (
     notebook_pod_name,
@@ -32,10 +33,9 @@ from substratus_controller.runtime.applier import is_up_to_date, stamp
 from substratus_controller.status.conditions import Cond, find
 from substratus_controller.status.pods import pod_problem, pod_ready, previous_pull_message
 
-from .common import DIGEST_ANNOTATION, Caches, KindReconciler, Plan
+from .engine import DIGEST_ANNOTATION, Caches, KindReconciler, Plan
 from .plans import artifacts_of, begin, dependency_gate, invalid_plan, render_errors, status_of, wait_for_image
 
-JSON = dict[str, Any]
 STORAGE_ANNOTATION = ANNOTATION_NOTEBOOK_STORAGE
 _QUANTITY = re.compile(r"^[1-9][0-9]*(Ki|Mi|Gi|Ti)$")
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Generic, TypeVar
 
 from pydantic import ValidationError
 
 from substratus_controller.api.v1.kinds import Dataset, Model, Notebook, Server
 from substratus_controller.cloud.base import BucketURL, CloudDriver, UnsupportedGPUError
 from substratus_controller.constants import ConditionType, Kind, Reason
+from substratus_controller.jsontypes import JSON
 from substratus_controller.render.context import RenderContext
 from substratus_controller.render.errors import InvalidSpecError
 from substratus_controller.render.names import build_job_name
@@ -17,10 +18,9 @@ from substratus_controller.runtime import resources as k8s
 from substratus_controller.status.conditions import Cond, merge_conditions, ready_condition
 
 from .build import BuildPlan, plan_build
-from .common import Caches, Plan
+from .engine import Caches, Plan
 from .runs import RunPlan
 
-JSON = dict[str, Any]
 T = TypeVar("T", Dataset, Model, Notebook, Server)
 MAIN_CONDITION = {
     Kind.DATASET: ConditionType.COMPLETE,

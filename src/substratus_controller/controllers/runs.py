@@ -19,19 +19,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from substratus_controller.api.v1.kinds import Dataset, Model
 from substratus_controller.constants import LABEL_RERUN, LABEL_RUN, ConditionType, Reason
+from substratus_controller.jsontypes import JSON
 from substratus_controller.runtime import resources as k8s
 from substratus_controller.runtime.applier import digest
-from substratus_controller.runtime.client import Resource
+from substratus_controller.runtime.resource import Resource
 from substratus_controller.status.conditions import Cond, find
 from substratus_controller.status.pods import first_problem, previous_pull_message
 
 from .build import job_condition, retry_requested, retry_token, with_retry_label
 
-JSON = dict[str, Any]
 RUN_LABEL = LABEL_RUN
 RERUN_LABEL = LABEL_RERUN
 RETRY_HINT = "change the spec or set the substratus.ai/retry annotation to retry"

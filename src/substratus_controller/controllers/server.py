@@ -5,10 +5,9 @@ ImagePullFailed, Unschedulable, ContainerConfigError), else `DeploymentNotReady`
 
 from __future__ import annotations
 
-from typing import Any
-
 from substratus_controller.api.v1.kinds import Server
 from substratus_controller.constants import SA_MODEL_SERVER, ConditionType, Kind, Reason
+from substratus_controller.jsontypes import JSON
 from substratus_controller.render.context import RenderContext
 from substratus_controller.render.names import server_name
 from substratus_controller.render.params import params_configmap
@@ -17,10 +16,8 @@ from substratus_controller.runtime import resources as k8s
 from substratus_controller.status.conditions import Cond, find
 from substratus_controller.status.pods import first_problem, previous_pull_message
 
-from .common import Caches, KindReconciler, Plan
+from .engine import Caches, KindReconciler, Plan
 from .plans import artifacts_of, begin, dependency_gate, invalid_plan, render_errors, status_of
-
-JSON = dict[str, Any]
 
 
 def plan_server(raw: JSON, *, ctx: RenderContext, caches: Caches, now: str, stored_md5: str | None = None) -> Plan:

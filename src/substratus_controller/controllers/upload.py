@@ -15,24 +15,16 @@ stored object's md5, or None), and `now`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import timedelta
 
 from substratus_controller.api.v1.types import BuildUpload
 from substratus_controller.constants import ConditionType, Reason
+from substratus_controller.jsontypes import JSON
+from substratus_controller.runtime.times import parse_rfc3339, rfc3339
 from substratus_controller.status.conditions import Cond
 
-JSON = dict[str, Any]
 URL_LIFETIME = 300  # seconds; the longest a signed URL may live (S4)
 POLL_INTERVAL = 3.0  # seconds between storage checks while an upload is outstanding
-
-
-def parse_time(value: str) -> datetime:
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))
-
-
-def format_time(value: datetime) -> str:
-    return value.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass
@@ -61,16 +53,16 @@ def plan_upload(spec: BuildUpload, status: JSON | None, *, stored_md5: str | Non
         )
     waiting = f"Waiting for upload with md5 checksum: {md5}"
     if not same_request:
-        expiration = parse_time(now) + timedelta(seconds=URL_LIFETIME)
+        expiration = parse_rfc3339(now) + timedelta(seconds=URL_LIFETIME)
         return UploadPlan(
             Cond(ConditionType.UPLOADED, False, Reason.AWAITING_UPLOAD, waiting),
-            {"requestID": spec.request_id, "expiration": format_time(expiration)},
+            {"requestID": spec.request_id, "expiration": rfc3339(expiration)},
             uploaded=False,
             sign=True,
             requeue_after=POLL_INTERVAL,
         )
     expires_at = st.get("expiration")
-    remaining = (parse_time(expires_at) - parse_time(now)).total_seconds() if expires_at else 0.0
+    remaining = (parse_rfc3339(expires_at) - parse_rfc3339(now)).total_seconds() if expires_at else 0.0
     if st.get("signedURL") and remaining > 0:
         return UploadPlan(
             Cond(ConditionType.UPLOADED, False, Reason.AWAITING_UPLOAD, waiting),

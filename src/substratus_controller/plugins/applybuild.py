@@ -20,8 +20,10 @@ import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
+from substratus_controller.jsontypes import JSON
+
 from . import manifest
-from .common import (
+from .commandline import (
     EXIT_INTERRUPTED,
     EXIT_OK,
     Output,
@@ -33,7 +35,7 @@ from .common import (
     normalise_verbosity,
     report,
 )
-from .handshake import JSON, Target, Waiter, apply, build_pod_reporter
+from .handshake import Target, Waiter, apply, build_pod_reporter
 from .kubeconfig import Cluster, cluster_from_flags, resolve_namespace
 from .tarball import Tarball, check_context, collect, pack, total_size
 

@@ -31,12 +31,12 @@ import contextlib
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 import aiohttp
 
 from substratus_controller.constants import GROUP, LABEL_ROLE, ROLE_BUILD, ConditionType, Kind, Reason, kind_label
-from substratus_controller.controllers.common import RESOURCE_OF
+from substratus_controller.jsontypes import JSON
+from substratus_controller.resources import RESOURCE_OF
 from substratus_controller.runtime.client import (
     ApiError,
     Client,
@@ -45,17 +45,16 @@ from substratus_controller.runtime.client import (
     Gone,
     Invalid,
     NotFound,
-    Resource,
     Unauthorized,
     Unavailable,
 )
 from substratus_controller.runtime.redact import redact
+from substratus_controller.runtime.resource import Resource
 from substratus_controller.runtime.resources import PODS
 
-from .common import Output, PluginError
+from .commandline import Output, PluginError
 from .tarball import Tarball
 
-JSON = dict[str, Any]
 FIELD_MANAGER = "kubectl"
 TERMINAL_REASONS = {Reason.INVALID_SPEC.value, Reason.UNSUPPORTED_GPU.value}
 NOT_READY_FAILURES = {Reason.BUILD_FAILED.value, Reason.JOB_FAILED.value, Reason.SUSPENDED.value}

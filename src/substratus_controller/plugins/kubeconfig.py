@@ -21,7 +21,7 @@ import yaml
 
 from substratus_controller.runtime.client import Client
 
-from .common import PluginError
+from .commandline import PluginError
 
 DEFAULT_NAMESPACE = "default"
 IN_CLUSTER_NAMESPACE_FILE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")

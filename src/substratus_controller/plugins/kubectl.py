@@ -17,7 +17,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
-from .common import PluginError
+from .commandline import PluginError
 
 GRACE = 5.0
 

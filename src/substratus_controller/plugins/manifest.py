@@ -16,17 +16,16 @@ import copy
 import re
 import sys
 from pathlib import Path
-from typing import Any
 
 import yaml
 from pydantic import ValidationError
 
 from substratus_controller.api.v1.kinds import KINDS
 from substratus_controller.constants import API_VERSION, Kind
+from substratus_controller.jsontypes import JSON
 
-from .common import PluginError
+from .commandline import PluginError
 
-JSON = dict[str, Any]
 _SERVER_FIELDS = ("managedFields", "resourceVersion", "uid", "creationTimestamp", "generation", "selfLink",
                   "deletionTimestamp", "deletionGracePeriodSeconds")  # fmt: skip
 _MODEL_OF = {cls.KIND: cls for cls in KINDS}

@@ -39,12 +39,13 @@ from pathlib import Path
 from urllib.parse import quote
 
 from substratus_controller.constants import NOTEBOOK_PORT, Kind
+from substratus_controller.jsontypes import JSON
 from substratus_controller.render.names import notebook_pod_name, notebook_token_secret_name
 from substratus_controller.runtime.client import ApiError, Client, NotFound
 from substratus_controller.runtime.resources import SECRETS
 
 from . import manifest
-from .common import (
+from .commandline import (
     EXIT_FAILURE,
     EXIT_INTERRUPTED,
     EXIT_OK,
@@ -58,7 +59,7 @@ from .common import (
     normalise_verbosity,
     report,
 )
-from .handshake import JSON, ObjectDeleted, Target, Waiter, api_error_message, apply, build_pod_reporter
+from .handshake import ObjectDeleted, Target, Waiter, api_error_message, apply, build_pod_reporter
 from .kubeconfig import Cluster, cluster_from_flags, resolve_namespace
 from .kubectl import Kubectl, Run, run_child, stoppable, supervise
 from .podtracker import PodTracker, follow_pod

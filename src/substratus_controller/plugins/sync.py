@@ -30,7 +30,7 @@ from pathlib import Path, PurePosixPath
 
 from substratus_controller.constants import CONTAINER_NOTEBOOK, CONTENT_DIR
 
-from .common import Output
+from .commandline import Output
 from .kubectl import Kubectl, Run, run_child, supervise
 
 SKIPPED_TOP = frozenset({"data", "model", "artifacts", "params.json"})

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from .common import PluginError
+from .commandline import PluginError
 from .dockerignore import DockerignoreError, Matcher
 
 DOCKERFILE = "Dockerfile"

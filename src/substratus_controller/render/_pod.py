@@ -22,8 +22,9 @@ from dataclasses import dataclass, field
 
 from substratus_controller.cloud.base import BucketURL, BucketVolume, Mount
 from substratus_controller.constants import ANNOTATION_DEFAULT_CONTAINER, PARAMS_PATH, Kind
+from substratus_controller.jsontypes import JSON
 
-from ._common import JSON, put, require_image, volume_mount
+from .bodies import put, require_image, volume_mount
 from .context import RenderContext
 from .env import container_env
 from .labels import Parent

@@ -36,9 +36,10 @@ from substratus_controller.constants import (
     SA_BUILDER,
     Kind,
 )
+from substratus_controller.jsontypes import JSON
 
-from ._common import JSON, child_metadata, identity, volume_mount
 from ._pod import TERMINATION_MESSAGE_POLICY
+from .bodies import child_metadata, identity, volume_mount
 from .builders import WORKSPACE_PATH, WORKSPACE_VOLUME, BuildInputs, builder_for
 from .context import RenderContext
 from .errors import InvalidSpecError

@@ -36,9 +36,10 @@ from typing import Protocol
 
 from substratus_controller.cloud.base import BucketURL, BucketVolume, CloudDriver
 from substratus_controller.constants import BUILDER_BUILDAH, BUILDER_KANIKO, CONTAINER_BUILDER
+from substratus_controller.jsontypes import JSON
 
-from ._common import JSON, put
 from ._pod import TERMINATION_MESSAGE_POLICY
+from .bodies import put
 from .security import buildah_container_security_context
 
 WORKSPACE_VOLUME = "workspace"

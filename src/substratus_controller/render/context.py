@@ -4,7 +4,7 @@ Invariants: immutable (frozen), built once at start-up from configuration and sh
 image references are pinned to a version so that a controller upgrade, not time, changes rendered children.
 `RenderContext(cloud=driver)` alone means what it always meant: Kaniko, its pinned image, a TLS registry.
 The per-cloud defaults of the settings (buildah and a plain-HTTP registry on the local cloud) are applied
-by the configuration (controllers/config.py), not here.
+by the configuration (settings.py), not here.
 """
 
 from __future__ import annotations

@@ -18,7 +18,8 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 
-from ._common import JSON
+from substratus_controller.jsontypes import JSON
+
 from .errors import InvalidSpecError
 from .params import ParamsMap, param_env_by_key
 

@@ -34,9 +34,10 @@ from substratus_controller.constants import (
     SA_NOTEBOOK,
     Kind,
 )
+from substratus_controller.jsontypes import JSON
 
-from ._common import JSON, child_metadata, identity, require_image
 from ._pod import PodVolumes, init_container, workload_pod
+from .bodies import child_metadata, identity, require_image
 from .context import RenderContext
 from .names import notebook_pod_name, notebook_pvc_name, notebook_token_secret_name
 from .workloads import dependency_mounts, own_artifacts

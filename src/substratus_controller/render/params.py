@@ -17,8 +17,9 @@ import re
 from collections.abc import Mapping
 
 from substratus_controller.constants import PARAM_ENV_PREFIX, Kind
+from substratus_controller.jsontypes import JSON
 
-from ._common import JSON, child_metadata, identity
+from .bodies import child_metadata, identity
 from .errors import InvalidSpecError
 from .labels import Parent
 from .names import params_configmap_name

@@ -21,8 +21,9 @@ from typing import Any
 
 from substratus_controller.api.v1 import Resources
 from substratus_controller.cloud.base import CloudDriver
+from substratus_controller.jsontypes import JSON
 
-from ._common import JSON, put
+from .bodies import put
 
 
 def container_resources(resources: Resources | None, cloud: CloudDriver) -> tuple[JSON, dict[str, str], list[JSON]]:

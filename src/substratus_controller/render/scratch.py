@@ -16,8 +16,7 @@ from __future__ import annotations
 
 from substratus_controller.cloud.base import BucketVolume
 from substratus_controller.constants import HOME_DIR, TMP_DIR
-
-from ._common import JSON
+from substratus_controller.jsontypes import JSON
 
 HOME_VOLUME = "home"
 TMP_VOLUME = "tmp"

@@ -14,9 +14,10 @@ from __future__ import annotations
 from substratus_controller.api.v1 import Server
 from substratus_controller.cloud.base import BucketURL, Mount
 from substratus_controller.constants import CONTAINER_SERVE, MODEL_PATH, ROLE_RUN, SA_MODEL_SERVER, SERVER_PORT, Kind
+from substratus_controller.jsontypes import JSON
 
-from ._common import JSON, child_metadata, identity
 from ._pod import PodVolumes, workload_pod
+from .bodies import child_metadata, identity
 from .context import RenderContext
 from .labels import labels, selector
 from .names import server_name

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from substratus_controller.cloud.base import CloudDriver
 from substratus_controller.constants import LABEL_MANAGED_BY, MANAGED_BY_VALUE
+from substratus_controller.jsontypes import JSON
 
-from ._common import JSON, put
+from .bodies import put
 
 
 def service_account(name: str, namespace: str, cloud: CloudDriver) -> JSON:

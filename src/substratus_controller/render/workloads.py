@@ -33,9 +33,10 @@ from substratus_controller.constants import (
     SA_MODELLER,
     Kind,
 )
+from substratus_controller.jsontypes import JSON
 
-from ._common import JSON, child_metadata, identity
 from ._pod import PodVolumes, workload_pod
+from .bodies import child_metadata, identity
 from .context import RenderContext
 from .labels import Parent, check_label_value, labels
 from .names import loader_job_name, modeller_job_name

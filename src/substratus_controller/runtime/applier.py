@@ -21,9 +21,10 @@ from typing import Any, Protocol
 
 import orjson
 
-from .client import Client, Resource
+from substratus_controller.jsontypes import JSON
 
-JSON = dict[str, Any]
+from .client import Client
+from .resource import Resource
 
 
 class WriteThrough(Protocol):

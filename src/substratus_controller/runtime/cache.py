@@ -17,12 +17,13 @@ import builtins
 from collections.abc import Sequence
 from typing import Any
 
-from .client import Client, Resource
+from substratus_controller.jsontypes import JSON
+
+from .client import Client
 from .informer import EventHandler, Informer
 from .metrics import RuntimeMetrics
+from .resource import Resource
 from .store import IndexFunc, Transform
-
-JSON = dict[str, Any]
 
 
 class CachedResource:

@@ -29,45 +29,17 @@ from urllib.parse import urlsplit
 import aiohttp
 import orjson
 
+from substratus_controller.jsontypes import JSON
+
 from .kubeconfig import load_config_modules
 from .metrics import RuntimeMetrics
+from .resource import Resource
 
 Configuration = Any  # kubernetes_asyncio.client.Configuration, imported lazily (see kubeconfig.py)
 
-JSON = dict[str, Any]
 APPLY_PATCH: Final = "application/apply-patch+yaml"
 MERGE_PATCH: Final = "application/merge-patch+json"
 JSON_PATCH: Final = "application/json-patch+json"
-
-
-# --------------------------------------------------------------------------------------------- resources
-@dataclass(frozen=True, slots=True)
-class Resource:
-    """An API resource: where objects of one kind live. `group` is "" for the core group."""
-
-    group: str
-    version: str
-    plural: str
-    kind: str
-    namespaced: bool = True
-
-    @property
-    def api_version(self) -> str:
-        return f"{self.group}/{self.version}" if self.group else self.version
-
-    def path(self, namespace: str | None = None, name: str | None = None, subresource: str | None = None) -> str:
-        base = f"/apis/{self.group}/{self.version}" if self.group else f"/api/{self.version}"
-        if self.namespaced and namespace:
-            base += f"/namespaces/{namespace}"
-        base += f"/{self.plural}"
-        if name:
-            base += f"/{name}"
-            if subresource:
-                base += f"/{subresource}"
-        return base
-
-    def __str__(self) -> str:
-        return f"{self.plural}.{self.group}" if self.group else self.plural
 
 
 # --------------------------------------------------------------------------------------------- errors

@@ -24,9 +24,11 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import structlog
+
+from substratus_controller.jsontypes import JSON
 
 from .client import ApiError, Conflict
 from .clock import Clock, RealClock
@@ -35,7 +37,6 @@ from .metrics import RuntimeMetrics
 from .ratelimit import default_controller_rate_limiter
 from .workqueue import RateLimitingQueue, ShutDown
 
-JSON = dict[str, Any]
 log = structlog.get_logger("substratus.runtime.controller")
 
 

@@ -41,14 +41,18 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal, NoReturn
+from typing import Literal, NoReturn
 
 import structlog
 
-from .client import AlreadyExists, ApiError, Client, NotFound, Resource, ServerError
+from substratus_controller.jsontypes import JSON
+
+from .client import AlreadyExists, ApiError, Client, NotFound, ServerError
 from .clock import Clock, RealClock
 from .redact import redact
+from .resource import Resource
 from .resources import EVENTS, EVENTS_CORE
+from .times import micro_time, rfc3339
 
 __all__ = [
     "EventRecorder",
@@ -65,7 +69,6 @@ __all__ = [
     "truncate_note",
 ]
 
-JSON = dict[str, Any]
 EventType = Literal["Normal", "Warning"]
 log = structlog.get_logger("substratus.runtime.events")
 
@@ -178,16 +181,6 @@ def event_namespace(ref: JSON, *, core: bool) -> str:
     or `kube-system` (events.k8s.io/v1, the only namespace API servers before 1.22 accept; later ones accept
     both)."""
     return str(ref.get("namespace") or ("default" if core else "kube-system"))
-
-
-def micro_time(when: datetime) -> str:
-    """metav1.MicroTime: RFC 3339 with microseconds, UTC."""
-    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def rfc3339(when: datetime) -> str:
-    """metav1.Time: RFC 3339 with whole seconds, UTC."""
-    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def build_event(

@@ -26,17 +26,19 @@ import asyncio
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 import structlog
 
+from substratus_controller.jsontypes import JSON
+
 from . import gcpause
 from .backoff import Backoff
-from .client import ApiError, Client, Gone, Resource, WatchIdle
+from .client import ApiError, Client, Gone, WatchIdle
 from .metrics import RuntimeMetrics
+from .resource import Resource
 from .store import IndexFunc, Store, Transform, object_key
 
-JSON = dict[str, Any]
 log = structlog.get_logger("substratus.runtime.informer")
 
 

@@ -50,19 +50,21 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, NoReturn
+from typing import NoReturn
 
 import structlog
+
+from substratus_controller.jsontypes import JSON
 
 from .backoff import Backoff
 from .client import AlreadyExists, ApiError, Client, Conflict, Forbidden, NotFound
 from .clock import Clock, RealClock
 from .metrics import RuntimeMetrics
 from .resources import LEASES
+from .times import micro_time
 
-__all__ = ["LeaderElectionRecord", "LeaderElector", "LeadershipLost", "default_identity", "micro_time"]
+__all__ = ["LeaderElectionRecord", "LeaderElector", "LeadershipLost", "default_identity"]
 
-JSON = dict[str, Any]
 log = structlog.get_logger("substratus.runtime.leaderelection")
 
 # Wake up this long after the observed expiry, so that the lease is surely expired by our own check.
@@ -81,11 +83,6 @@ class LeadershipLost(Exception):
         self.name = name
         self.identity = identity
         self.reason = reason
-
-
-def micro_time(when: datetime | None = None) -> str:
-    """A metav1.MicroTime string (RFC 3339, microseconds, UTC), e.g. 2026-01-02T03:04:05.123456Z."""
-    return (when or datetime.now(UTC)).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def default_identity() -> str:
@@ -343,7 +340,7 @@ class LeaderElector:
         self._observed_time = self._clock.now()
 
     def _record(self, *, acquire_time: str | None, transitions: int) -> LeaderElectionRecord:
-        now = micro_time()
+        now = micro_time(datetime.now(UTC))
         return LeaderElectionRecord(
             holder_identity=self.identity,
             lease_duration_seconds=math.ceil(self.lease_duration),
@@ -416,7 +413,7 @@ class LeaderElector:
         """Hand the Lease over: holderIdentity="" and leaseDurationSeconds=1, conditionally on our last write."""
         if self._lease is None or not self._holds_observed():
             return True
-        now = micro_time()
+        now = micro_time(datetime.now(UTC))
         record = LeaderElectionRecord(
             holder_identity="",
             lease_duration_seconds=1,

@@ -9,7 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-JSON = dict[str, Any]
+from substratus_controller.jsontypes import JSON
+
 Predicate = Callable[[JSON, JSON], bool]
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .client import Resource
+from .resource import Resource
 
 NAMESPACES = Resource("", "v1", "namespaces", "Namespace", namespaced=False)
 NODES = Resource("", "v1", "nodes", "Node", namespaced=False)

@@ -16,7 +16,8 @@ import builtins
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-JSON = dict[str, Any]
+from substratus_controller.jsontypes import JSON
+
 IndexFunc = Callable[[JSON], Iterable[str]]
 Transform = Callable[[JSON], JSON]
 

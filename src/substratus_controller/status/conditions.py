@@ -15,11 +15,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from substratus_controller.constants import ConditionStatus, ConditionType, Reason
+from substratus_controller.jsontypes import JSON
 
-JSON = dict[str, Any]
 _ORDER = [ConditionType.UPLOADED, ConditionType.BUILT, ConditionType.COMPLETE, ConditionType.SERVING,
           ConditionType.READY]  # fmt: skip
 

@@ -23,11 +23,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from substratus_controller.constants import Reason
+from substratus_controller.jsontypes import JSON
 
-JSON = dict[str, Any]
 PULL_WAITING = frozenset({"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull"})
 CONFIG_WAITING = frozenset({"CreateContainerConfigError", "CreateContainerError"})
 MESSAGE_LINES = 5

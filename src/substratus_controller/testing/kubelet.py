@@ -55,22 +55,22 @@ import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any, Final, Literal
+from typing import Final, Literal
 
 import structlog
 
+from substratus_controller.jsontypes import JSON
 from substratus_controller.runtime.backoff import Backoff
 from substratus_controller.runtime.client import AlreadyExists, ApiError, Client, Conflict, Forbidden, NotFound
 from substratus_controller.runtime.informer import FuncHandler, Informer
 from substratus_controller.runtime.ratelimit import ItemExponentialFailureRateLimiter
 from substratus_controller.runtime.resources import NODES, PODS
 from substratus_controller.runtime.store import object_key
+from substratus_controller.runtime.times import now_rfc3339
 from substratus_controller.runtime.workqueue import RateLimitingQueue, ShutDown
 
 __all__ = ["GPU_RESOURCE", "Outcome", "Rule", "SimulatedKubelet", "default_rules"]
 
-JSON = dict[str, Any]
 Outcome = Literal["succeed", "fail", "pending", "not-ready"]
 OUTCOMES: Final[frozenset[str]] = frozenset({"succeed", "fail", "pending", "not-ready"})
 GPU_RESOURCE: Final = "nvidia.com/gpu"
@@ -144,7 +144,7 @@ def pod_images(pod: JSON) -> list[str]:
 
 # ------------------------------------------------------------------------------------------------ helpers
 def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return now_rfc3339()
 
 
 def _digest(*parts: str) -> str:

@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from substratus_controller.cloud.base import object_hash
 from substratus_controller.constants import Kind
-from substratus_controller.controllers.common import DATASETS
+from substratus_controller.resources import DATASETS
 from substratus_controller.runtime import resources as k8s
 from substratus_controller.runtime.client import Client, NotFound
 from substratus_controller.testing import ControlPlane, free_port

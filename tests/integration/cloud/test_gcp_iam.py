@@ -22,7 +22,6 @@ import sys
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
@@ -33,6 +32,7 @@ from google.oauth2.credentials import Credentials
 
 from substratus_controller.cloud.base import BucketURL, StorageError
 from substratus_controller.cloud.gcp import GCPDriver
+from substratus_controller.jsontypes import JSON
 from substratus_controller.testing import free_port
 from tests.integration.cloud.test_gcp_metadata import FakeMetadataServer
 from tests.unit.cloud.test_gcp_signing import make_key, verify_v4_put
@@ -42,7 +42,6 @@ pytestmark = pytest.mark.integration
 TOKEN = "ya29.test-access-token"
 PRINCIPAL = "substratus@acme-ml.iam.gserviceaccount.com"
 ROLE = "roles/iam.workloadIdentityUser"
-JSON = dict[str, Any]
 
 
 def member(namespace: str, ksa: str) -> str:

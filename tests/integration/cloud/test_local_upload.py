@@ -15,7 +15,7 @@ import pytest
 
 from substratus_controller.cloud.base import BucketURL
 from substratus_controller.cloud.local import LocalDriver
-from substratus_controller.cloud.upload import UploadServer, UploadSigner, read_md5
+from substratus_controller.cloud.local_upload_server import UploadServer, UploadSigner, read_md5
 from substratus_controller.constants import Kind
 
 pytestmark = pytest.mark.integration

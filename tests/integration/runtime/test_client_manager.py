@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from substratus_controller.runtime import resources as k8s
-from substratus_controller.runtime.client import Client, Resource
+from substratus_controller.runtime.client import Client
 from substratus_controller.runtime.manager import Manager, ManagerError, ManagerOptions
+from substratus_controller.runtime.resource import Resource
 from substratus_controller.testing import ControlPlane
 
 pytestmark = pytest.mark.integration

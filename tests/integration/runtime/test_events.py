@@ -12,8 +12,9 @@ from typing import Any
 import pytest
 
 from substratus_controller.runtime import resources
-from substratus_controller.runtime.client import Client, Resource
+from substratus_controller.runtime.client import Client
 from substratus_controller.runtime.events import EventRecorder
+from substratus_controller.runtime.resource import Resource
 from substratus_controller.testing import ControlPlane
 
 pytestmark = pytest.mark.integration

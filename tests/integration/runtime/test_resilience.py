@@ -25,6 +25,7 @@ from typing import Any, cast
 import pytest
 from structlog.testing import capture_logs
 
+from substratus_controller.jsontypes import JSON
 from substratus_controller.runtime import resources
 from substratus_controller.runtime.backoff import Backoff
 from substratus_controller.runtime.client import ApiError, Client, NotFound, WatchEvent
@@ -38,7 +39,6 @@ from tests.tcpproxy import TcpProxy
 
 pytestmark = pytest.mark.integration
 
-JSON = dict[str, Any]
 CONFIGMAPS = resources.CONFIGMAPS
 IDLE = 3.0  # the informers' idle timeout in the frozen-watch tests (production: 120 s)
 

@@ -21,10 +21,11 @@ from typing import Any
 from substratus_controller.runtime import predicates, resources
 from substratus_controller.runtime.applier import Applier
 from substratus_controller.runtime.cache import CachedResource
-from substratus_controller.runtime.client import Client, Resource
+from substratus_controller.runtime.client import Client
 from substratus_controller.runtime.controller import Controller, Request, Result
 from substratus_controller.runtime.logs import configure
 from substratus_controller.runtime.manager import Manager, ManagerError, ManagerOptions
+from substratus_controller.runtime.resource import Resource
 
 GROUP = "example.substratus.dev"
 WIDGETS = Resource(GROUP, "v1", "widgets", "Widget")

@@ -13,7 +13,6 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -23,11 +22,11 @@ from substratus_controller.api.v1.types import GPUType
 from substratus_controller.cloud.aws import AWSDriver
 from substratus_controller.cloud.base import BucketURL, Mount, UnsupportedGPUError
 from substratus_controller.constants import BUILDER_BUILDAH, SA_BUILDER, SA_MODELLER, Kind
+from substratus_controller.jsontypes import JSON
 from substratus_controller.render import RenderContext, build_job, modeller_job, service_account, target_image
 from tests.golden_files import check_golden, updating
 
 GOLDEN = Path(__file__).resolve().parents[2] / "golden" / "cloud" / "aws"
-JSON = dict[str, Any]
 NS = "research"
 OIDC = "oidc.eks.us-west-2.amazonaws.com/id/EXAMPLED539D4633E53DE1B71EXAMPLE"
 

@@ -21,11 +21,11 @@ from substratus_controller.api.v1.types import GPUType
 from substratus_controller.cloud.base import BucketURL, BucketVolume, DriverSettings, Mount, UnsupportedGPUError
 from substratus_controller.cloud.gcp import GCPDriver, create_driver
 from substratus_controller.constants import BUILDER_BUILDAH, SA_BUILDER, SA_MODELLER, Kind
+from substratus_controller.jsontypes import JSON
 from substratus_controller.render import RenderContext, build_job, modeller_job, service_account, target_image
 from tests.golden_files import check_golden
 
 GOLDEN = Path(__file__).resolve().parents[2] / "golden" / "cloud" / "gcp"
-JSON = dict[str, Any]
 # Nothing listens on port 9 of loopback: proves no case depends on a metadata server.
 NO_METADATA = "127.0.0.1:9"
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from substratus_controller.plugins import applybuild, notebook
-from substratus_controller.plugins.common import UsageError
+from substratus_controller.plugins.commandline import UsageError
 
 MODEL = "apiVersion: substratus.ai/v1\nkind: Model\nmetadata:\n  name: m\n"
 

@@ -1,7 +1,8 @@
 """The client side of the upload handshake: which status answers what, the PUT, and the watch loop.
 
-The PUT goes to the local driver's real upload endpoint (cloud/upload.py) on a loopback port; the watch loop
-runs against a scripted client (no API server in unit tests; e2e/test_plugins.py covers the real one).
+The PUT goes to the local driver's real upload endpoint (cloud/local_upload_server.py) on a loopback port; the
+watch loop runs against a scripted client (no API server in unit tests; e2e/test_plugins.py covers the real
+one).
 """
 
 from __future__ import annotations
@@ -14,10 +15,10 @@ from typing import Any
 
 import pytest
 
-from substratus_controller.cloud.upload import UploadServer, UploadSigner, read_md5
+from substratus_controller.cloud.local_upload_server import UploadServer, UploadSigner, read_md5
 from substratus_controller.constants import Kind
 from substratus_controller.plugins import handshake
-from substratus_controller.plugins.common import Output, PluginError
+from substratus_controller.plugins.commandline import Output, PluginError
 from substratus_controller.plugins.handshake import ObjectDeleted, Target, URLExpired, Waiter, put_tarball, watch_object
 from substratus_controller.plugins.tarball import Tarball, pack
 from substratus_controller.runtime.client import WatchEvent

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from substratus_controller.plugins.common import PluginError
+from substratus_controller.plugins.commandline import PluginError
 from substratus_controller.plugins.kubeconfig import (
     Cluster,
     cluster_from_flags,

@@ -10,7 +10,7 @@ from collections import deque
 import pytest
 
 from substratus_controller.plugins import kubectl as kubectl_module
-from substratus_controller.plugins.common import PluginError
+from substratus_controller.plugins.commandline import PluginError
 from substratus_controller.plugins.kubectl import Kubectl, Run, run_child, stoppable, supervise
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from substratus_controller.constants import Kind
 from substratus_controller.plugins import manifest
-from substratus_controller.plugins.common import PluginError
+from substratus_controller.plugins.commandline import PluginError
 
 MD5 = "0123456789abcdef0123456789abcdef"
 

@@ -13,7 +13,7 @@ from pathlib import Path, PurePosixPath
 
 import pytest
 
-from substratus_controller.plugins.common import Output
+from substratus_controller.plugins.commandline import Output
 from substratus_controller.plugins.kubectl import Kubectl
 from substratus_controller.plugins.sync import (
     WATCHER,

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from substratus_controller.plugins.common import PluginError
+from substratus_controller.plugins.commandline import PluginError
 from substratus_controller.plugins.tarball import _Reader, check_context, collect, pack
 
 FILES = {

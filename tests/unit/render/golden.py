@@ -37,6 +37,7 @@ from substratus_controller.constants import (
     SA_NOTEBOOK,
     Kind,
 )
+from substratus_controller.jsontypes import JSON
 from substratus_controller.render import (
     RenderContext,
     build_job,
@@ -56,7 +57,6 @@ from substratus_controller.render.names import notebook_pvc_name, notebook_token
 from .drivers import driver
 
 GOLDEN = Path(__file__).resolve().parents[2] / "golden"
-JSON = dict[str, Any]
 CLASSES = {"Dataset": Dataset, "Model": Model, "Notebook": Notebook, "Server": Server}
 
 

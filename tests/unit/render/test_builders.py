@@ -21,6 +21,7 @@ import pytest
 from substratus_controller.api.v1 import Model
 from substratus_controller.cloud.local import LocalDriver
 from substratus_controller.constants import BUILDER_BUILDAH, BUILDER_KANIKO, BUILDERS, Kind
+from substratus_controller.jsontypes import JSON
 from substratus_controller.render import RenderContext, build_job
 from substratus_controller.render.builders import BUILDAH_SCRIPT, builder_for, registry_host
 from substratus_controller.render.context import DEFAULT_BUILDAH_IMAGE, DEFAULT_KANIKO_IMAGE
@@ -29,7 +30,6 @@ from substratus_controller.render.security import buildah_container_security_con
 
 from .drivers import FakeGKEDriver
 
-JSON = dict[str, Any]
 TARGET = "localhost:5000/substratus-model-ns-x:latest"
 BUILDAH_SECURITY_CONTEXT = {
     "allowPrivilegeEscalation": False,

@@ -9,9 +9,10 @@ from typing import Any
 import pytest
 
 from substratus_controller.runtime.backoff import Backoff
-from substratus_controller.runtime.client import Resource, ServerError, WatchEvent, WatchIdle
+from substratus_controller.runtime.client import ServerError, WatchEvent, WatchIdle
 from substratus_controller.runtime.informer import FuncHandler, Informer
 from substratus_controller.runtime.metrics import RuntimeMetrics
+from substratus_controller.runtime.resource import Resource
 from substratus_controller.runtime.store import projection
 
 RES = Resource("example.com", "v1", "widgets", "Widget")

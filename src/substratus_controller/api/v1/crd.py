@@ -15,10 +15,10 @@ from __future__ import annotations
 from typing import Any
 
 from substratus_controller.constants import CATEGORY, GROUP, VERSION
+from substratus_controller.jsontypes import JSON
 
 from .kinds import KINDS, Dataset, Model, Notebook, Server
 
-JSON = dict[str, Any]
 _KEY_ORDER = (
     "description", "type", "format", "x-kubernetes-int-or-string", "enum", "default",
     "minimum", "maximum", "minLength", "maxLength", "pattern", "minItems", "maxItems",

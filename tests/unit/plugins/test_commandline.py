@@ -6,7 +6,7 @@ import io
 
 import pytest
 
-from substratus_controller.plugins.common import (
+from substratus_controller.plugins.commandline import (
     EXIT_USAGE,
     Output,
     UsageError,

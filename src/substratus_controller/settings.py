@@ -19,7 +19,7 @@ from pathlib import Path
 
 from substratus_controller.cloud.base import BucketURL, CloudConfigError, CloudDriver, DriverSettings
 from substratus_controller.cloud.local import DEFAULT_CLUSTER_NAME, LocalDriver
-from substratus_controller.cloud.upload import UploadSigner
+from substratus_controller.cloud.local_upload_server import UploadSigner
 from substratus_controller.constants import BUILDER_BUILDAH, BUILDER_KANIKO, BUILDERS
 from substratus_controller.render.context import DEFAULT_BUILDER_IMAGES, DEFAULT_GIT_IMAGE, RenderContext
 from substratus_controller.runtime.health import parse_address

@@ -16,10 +16,11 @@ Watches (controller-runtime style):
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Any
 
 from substratus_controller.constants import GROUP, LABEL_MANAGED_BY, MANAGED_BY_VALUE, Kind
+from substratus_controller.jsontypes import JSON
 from substratus_controller.render.context import RenderContext
+from substratus_controller.resources import DATASETS, MODELS, NOTEBOOKS, SERVERS
 from substratus_controller.runtime import predicates
 from substratus_controller.runtime import resources as k8s
 from substratus_controller.runtime.cache import CachedResource
@@ -28,24 +29,19 @@ from substratus_controller.runtime.controller import Controller, Request
 from substratus_controller.runtime.manager import Manager, ManagerOptions
 from substratus_controller.runtime.store import projection
 
-from .common import (
-    DATASETS,
+from .dataset import DatasetReconciler
+from .engine import (
     INDEX_PARENT,
-    MODELS,
-    NOTEBOOKS,
-    SERVERS,
     Caches,
     KindReconciler,
     Operator,
     parent_keys,
     parent_name,
 )
-from .dataset import DatasetReconciler
 from .model import ModelReconciler
 from .notebook import NotebookReconciler
 from .server import ServerReconciler
 
-JSON = dict[str, Any]
 INDEX_MODEL_REF = "spec.model.name"
 INDEX_DATASET_REF = "spec.dataset.name"
 _SELECTOR = f"{LABEL_MANAGED_BY}={MANAGED_BY_VALUE}"

@@ -12,11 +12,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from substratus_controller.constants import Kind
+from substratus_controller.jsontypes import JSON
 
 from .errors import InvalidSpecError
 from .labels import Parent, labels, owner_reference
-
-JSON = dict[str, Any]
 
 
 def put(target: JSON, key: str, value: Any) -> JSON:

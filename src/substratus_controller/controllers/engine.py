@@ -17,8 +17,6 @@ import asyncio
 import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any
 
 import structlog
 from pydantic import ValidationError
@@ -26,32 +24,25 @@ from pydantic import ValidationError
 from substratus_controller.api.v1.kinds import Dataset, Model, Notebook, Server
 from substratus_controller.cloud.base import BucketURL, CloudDriver, StorageError
 from substratus_controller.constants import FIELD_MANAGER, GROUP, Kind, Reason, kind_label
+from substratus_controller.jsontypes import JSON
 from substratus_controller.render.context import RenderContext
 from substratus_controller.render.serviceaccount import service_account
+from substratus_controller.resources import DATASETS, MODELS, NOTEBOOKS, RESOURCE_OF, SERVERS
 from substratus_controller.runtime import resources as k8s
 from substratus_controller.runtime.applier import Applier
 from substratus_controller.runtime.cache import CachedResource
-from substratus_controller.runtime.client import AlreadyExists, Client, NotFound, Resource
+from substratus_controller.runtime.client import AlreadyExists, Client, NotFound
 from substratus_controller.runtime.controller import Request, Result, RetryableError
 from substratus_controller.runtime.events import EventRecorder
+from substratus_controller.runtime.resource import Resource
+from substratus_controller.runtime.times import now_rfc3339
 from substratus_controller.status.conditions import transitions
 
 from .build import needs_storage_check
 from .upload import URL_LIFETIME
 
-JSON = dict[str, Any]
 log = structlog.get_logger("substratus.controllers")
 
-DATASETS = Resource(GROUP, "v1", Kind.DATASET.plural, Kind.DATASET.value)
-MODELS = Resource(GROUP, "v1", Kind.MODEL.plural, Kind.MODEL.value)
-NOTEBOOKS = Resource(GROUP, "v1", Kind.NOTEBOOK.plural, Kind.NOTEBOOK.value)
-SERVERS = Resource(GROUP, "v1", Kind.SERVER.plural, Kind.SERVER.value)
-RESOURCE_OF: dict[Kind, Resource] = {
-    Kind.DATASET: DATASETS,
-    Kind.MODEL: MODELS,
-    Kind.NOTEBOOK: NOTEBOOKS,
-    Kind.SERVER: SERVERS,
-}
 DIGEST_ANNOTATION = f"{GROUP}/applied"
 STORAGE_TIMEOUT = 30.0  # seconds for one storage call (S4: every outbound call has a timeout)
 MODEL_CLASS: dict[Kind, type[Dataset | Model | Notebook | Server]] = {
@@ -66,6 +57,7 @@ WARNING_REASONS = {
     Reason.BUILD_FAILED, Reason.JOB_FAILED, Reason.INVALID_SPEC, Reason.UNSUPPORTED_GPU, Reason.MODEL_NOT_FOUND,
     Reason.BASE_MODEL_NOT_FOUND, Reason.DATASET_NOT_FOUND, Reason.CONTAINER_FAILED, Reason.OOM_KILLED,
     Reason.IMAGE_PULL_FAILED, Reason.CRASH_LOOP_BACK_OFF, Reason.UNSCHEDULABLE, Reason.CONTAINER_CONFIG_ERROR,
+    Reason.REGISTRY_NOT_CONFIGURED,
 }  # fmt: skip
 INDEX_PARENT = "substratus.ai/parent"  # pods by the object they run for: "<namespace>/<kind>/<name>"
 
@@ -80,10 +72,6 @@ def parent_keys(pod: JSON) -> list[str]:
     """The INDEX_PARENT keys of a pod (`<namespace>/<kind>/<name>`)."""
     ns = pod["metadata"].get("namespace")
     return [f"{ns}/{kind.singular}/{name}" for kind in Kind if (name := parent_name(pod, kind))]
-
-
-def now_rfc3339() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass
