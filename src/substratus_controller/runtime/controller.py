@@ -8,7 +8,9 @@ Contract (controller-runtime semantics):
 - A key is never reconciled by two workers at once (the workqueue's processing set).
 - The reconciler's outcome decides what happens to the key:
     `Result()` / None -> forget (success); `Result(requeue_after=s)` -> forget, then re-add after s seconds;
-    `Result(requeue=True)` -> rate-limited re-add; `TerminalError` -> recorded, forgotten, never retried;
+    a rate-limited retry is asked for by raising (`RetryableError` for an expected, transient failure;
+    controller-runtime's deprecated `Result.Requeue` has no equivalent); `TerminalError` -> recorded,
+    forgotten, never retried;
     `Conflict` (409) -> quiet rate-limited re-add (no error log);
     any other exception -> logged once with its traceback, counted, rate-limited re-add. Exceptions that are
     not API errors or `RetryableError` are also counted as panics (bugs).
@@ -57,9 +59,9 @@ class Request(NamedTuple):
 
 @dataclass(frozen=True, slots=True)
 class Result:
-    """What a reconcile wants next: nothing, a rate-limited retry, or another look after a delay."""
+    """What a successful reconcile wants next: nothing, or another look after a delay (a retry with backoff
+    is asked for by raising RetryableError)."""
 
-    requeue: bool = False
     requeue_after: float | None = None
 
 
@@ -223,9 +225,6 @@ class Controller:
                     outcome = "requeue_after"
                     self.queue.forget(req)
                     self.queue.add_after(req, result.requeue_after)
-                elif result.requeue:
-                    outcome = "requeue"
-                    self.queue.add_rate_limited(req)
                 else:
                     self.queue.forget(req)
             finally:

@@ -11,6 +11,7 @@ Contract (client-go reflector semantics):
   last resourceVersion. Other failures retry with `Backoff` (0.8 s -> 30 s with jitter).
 - `has_synced()` turns true once the first LIST is in the store and its events are delivered.
 - `resync_period` (optional) re-delivers every stored object as `on_update(obj, obj)` periodically.
+- Waiting (the retry backoff, the resync period) is measured on the injected `Clock` (RealClock by default).
 - Handlers are plain callbacks run on the event loop; they must be quick (e.g. enqueue a key). Handlers
   added after sync first receive `on_add` for every stored object.
 - `run()` loops until cancelled; it never returns on transient errors. Run again after a cancel, it
@@ -35,6 +36,7 @@ from substratus_controller.jsontypes import JSON
 from . import gcpause
 from .backoff import Backoff
 from .client import ApiError, Client, Gone, WatchIdle
+from .clock import Clock, RealClock
 from .metrics import RuntimeMetrics
 from .resource import Resource
 from .store import IndexFunc, Store, Transform, object_key
@@ -113,8 +115,10 @@ class Informer:
         page_size: int = 100,
         yield_every: int = 200,
         backoff: Backoff | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self.client = client
+        self.clock: Clock = clock or RealClock()
         self.resource = resource
         self.namespace = namespace
         self.label_selector = label_selector
@@ -226,7 +230,7 @@ class Informer:
                     error=exc.message,
                     retry_in=round(delay, 2),
                 )
-                await asyncio.sleep(delay)
+                await self.clock.sleep(delay)
 
     async def _relist(self) -> None:
         with gcpause.paused():  # see gcpause: bulk decoding must not trigger collections over the cache
@@ -333,7 +337,7 @@ class Informer:
         assert self.resync_period is not None
         await self._synced.wait()
         while True:
-            await asyncio.sleep(self.resync_period)
+            await self.clock.sleep(self.resync_period)
             for obj in self.store:
                 self._emit_update(obj, obj)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -10,6 +11,7 @@ import pytest
 
 from substratus_controller.runtime.backoff import Backoff
 from substratus_controller.runtime.client import ServerError, WatchEvent, WatchIdle
+from substratus_controller.runtime.clock import FakeClock
 from substratus_controller.runtime.informer import FuncHandler, Informer
 from substratus_controller.runtime.metrics import RuntimeMetrics
 from substratus_controller.runtime.resource import Resource
@@ -233,3 +235,30 @@ async def test_rerun_resumes_the_watch_without_relisting() -> None:
         assert "ns/c" in informer.store
     finally:
         task.cancel()
+
+
+async def test_resync_runs_on_the_injected_clock() -> None:
+    """The resync period is measured on the informer's Clock: nothing before it, every object once at it."""
+    clock = FakeClock()
+    client = ScriptedClient(lists=[listing(10, obj("a", 5), obj("b", 6))], watches=[])
+    informer = Informer(client, RES, namespace="ns", backoff=fast_backoff(), resync_period=60, clock=clock)  # type: ignore[arg-type]
+    rec = Recorder()
+    informer.add_handler(rec.handler())
+    task = await run_until_idle(informer, client)
+    try:
+        for _ in range(50):  # let the resync loop start sleeping on the clock
+            if clock.has_waiters():
+                break
+            await asyncio.sleep(0)
+        assert clock.has_waiters()
+        clock.step(59.9)
+        await asyncio.sleep(0)
+        assert [e for e in rec.events if e[0] == "update"] == []
+        clock.step(0.1)
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert sorted(e for e in rec.events if e[0] == "update") == [("update", "a", "5"), ("update", "b", "6")]
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
