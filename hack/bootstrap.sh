@@ -36,27 +36,36 @@ for tool in containerd runc ctr ip iptables unshare debootstrap gcc sysctl; do
 done
 [ -x /usr/lib/cni/bridge ] || missing+=(containernetworking-plugins)
 # the real node's registry (testing/realnode.py starts it on the bridge address, by pid) and its pusher
-command -v docker-registry >/dev/null 2>&1 || missing+=(docker-registry)
 command -v skopeo >/dev/null 2>&1 || missing+=(skopeo)
+need_registry=0
+command -v docker-registry >/dev/null 2>&1 || need_registry=1
 need_kubectl=0
 command -v kubectl >/dev/null 2>&1 || need_kubectl=1
-if [ ${#missing[@]} -gt 0 ] || [ "$need_kubectl" = 1 ]; then
+if [ ${#missing[@]} -gt 0 ] || [ "$need_kubectl" = 1 ] || [ "$need_registry" = 1 ]; then
   as_root apt-get update -qq
   # Debian 13 packages kubectl itself; Debian 12 only kubernetes-client (v1.20). Asked after the update.
   if [ "$need_kubectl" = 1 ]; then
     if apt-cache show kubectl >/dev/null 2>&1; then missing+=(kubectl); else missing+=(kubernetes-client); fi
   fi
-  log "installing ${missing[*]}"
-  # docker-registry's package would start its own service (all addresses, port 5000) on machines with an
-  # init system; the real node runs its own registry on the bridge address instead, so no service starts
-  # during the install (policy-rc.d, Debian's mechanism; only ours is removed afterwards).
-  policy=/usr/sbin/policy-rc.d
-  if [ ! -e "$policy" ]; then
-    as_root sh -c "printf '#!/bin/sh\nexit 101\n' > $policy && chmod 755 $policy"
-    trap 'as_root rm -f '"$policy" EXIT
+  if [ ${#missing[@]} -gt 0 ]; then
+    log "installing ${missing[*]}"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
   fi
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
-  if [ -n "$(trap -p EXIT)" ]; then as_root rm -f "$policy"; trap - EXIT; fi
+  if [ "$need_registry" = 1 ]; then
+    # docker-registry's package would start its own service (all addresses, port 5000) on machines with an
+    # init system; the real node runs its own registry on the bridge address instead, so no service starts
+    # during this one install (policy-rc.d, Debian's mechanism; only one we created is removed afterwards).
+    log "installing docker-registry (its service not started)"
+    policy=/usr/sbin/policy-rc.d
+    ours=0
+    if [ ! -e "$policy" ]; then
+      as_root sh -c "printf '#!/bin/sh\nexit 101\n' > $policy && chmod 755 $policy"
+      ours=1
+      trap 'as_root rm -f '"$policy" EXIT
+    fi
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-registry >/dev/null
+    if [ "$ours" = 1 ]; then as_root rm -f "$policy"; trap - EXIT; fi
+  fi
 fi
 
 "$PY" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' \

@@ -26,7 +26,7 @@ from substratus_controller.runtime.health import parse_address
 
 CLOUDS = ("local", "gcp", "aws")
 DEFAULT_BUILDER = {"local": BUILDER_BUILDAH, "gcp": BUILDER_KANIKO, "aws": BUILDER_KANIKO}
-INSECURE_REGISTRY_BY_DEFAULT = ("local",)  # its registry is a plain-HTTP one on the node (localhost:5000)
+INSECURE_REGISTRY_BY_DEFAULT = ("local",)  # local registries are plain HTTP (e.g. the real node's 10.244.0.1:5000)
 TRUE_WORDS = ("true", "1", "yes")
 FALSE_WORDS = ("false", "0", "no")
 
@@ -92,7 +92,7 @@ def resolve(flags: Mapping[str, object], env: Mapping[str, str] | None = None) -
             parse_address(value)
         except ValueError as exc:
             raise ConfigError(f"{flag}: {exc}") from None
-    s.leader_elect = bool(flags.get("leader_elect")) or env.get("LEADER_ELECT", "").lower() in ("1", "true", "yes")
+    s.leader_elect = bool(flags.get("leader_elect")) or env.get("LEADER_ELECT", "").lower() in TRUE_WORDS
     s.leader_election_namespace = pick("leader_election_namespace", "LEADER_ELECTION_NAMESPACE")
     namespaces = flags.get("namespace")
     if isinstance(namespaces, Sequence) and not isinstance(namespaces, str) and namespaces:

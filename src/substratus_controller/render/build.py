@@ -47,7 +47,6 @@ from .labels import Parent, check_label_value, labels
 from .names import build_job_name
 from .security import builder_pod_security_context
 
-GIT_CLONE_CONTAINER = CONTAINER_GIT_CLONE
 BUILD_BACKOFF_LIMIT = 1
 GIT_PATH_FIELD = "spec.build.git.path"
 
@@ -117,7 +116,7 @@ def build_job(obj: Parent, kind: Kind, ctx: RenderContext, *, target: str, build
         clone_args = ["clone", build.git.url, *(["--branch", ref] if ref else []), WORKSPACE_PATH]
         init_containers.append(
             {
-                "name": GIT_CLONE_CONTAINER,
+                "name": CONTAINER_GIT_CLONE,
                 "image": ctx.git_image,
                 "args": clone_args,
                 "volumeMounts": [{"name": WORKSPACE_VOLUME, "mountPath": WORKSPACE_PATH}],

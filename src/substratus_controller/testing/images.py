@@ -138,6 +138,7 @@ class DebianImage:
     packages: tuple[str, ...]
     config: ImageConfig
     files: tuple[tuple[str, str], ...] = ()  # (path in the image, content)
+    remove: tuple[str, ...] = ()  # paths (files or directories) removed from the debootstrapped tree
 
     @property
     def recipe(self) -> str:
@@ -145,7 +146,8 @@ class DebianImage:
 
     def key(self) -> str:
         return _key(self.ref, self.recipe, *STRIPPED, json.dumps(self.config.to_json(), sort_keys=True),
-                    *(f"{path}\n{content}" for path, content in self.files))  # fmt: skip
+                    *(f"{path}\n{content}" for path, content in self.files),
+                    *(f"remove {path}" for path in self.remove))  # fmt: skip
 
 
 PYTHON = DebianImage(PYTHON_REF, ("python3", "python3-pip", "ca-certificates"),
@@ -154,13 +156,14 @@ PYTHON = DebianImage(PYTHON_REF, ("python3", "python3-pip", "ca-certificates"),
 # isolation, no registry configuration beyond "no short names" (the rendered --tls-verify flag says whether a
 # registry is plain HTTP). netavark: buildah's containers-common needs the virtual container-network-stack,
 # which debootstrap cannot resolve; runc: buildah's declared runtime (chroot isolation does not use it).
+# registries.conf.d (short-name aliases) is removed: no registry is ever guessed for a short name.
 BUILDAH = DebianImage(BUILDAH_REF, ("buildah", "runc", "netavark"),
                       ImageConfig(env=[DEFAULT_PATH], cmd=["buildah", "--version"]), (
     ("etc/containers/storage.conf",
      '[storage]\ndriver = "vfs"\nrunroot = "/run/containers/storage"\ngraphroot = "/var/lib/containers/storage"\n'),
     ("etc/containers/registries.conf", "unqualified-search-registries = []\n"),
     ("etc/containers/policy.json", '{"default": [{"type": "insecureAcceptAnything"}]}\n'),
-))  # fmt: skip
+), remove=("etc/containers/registries.conf.d",))  # fmt: skip
 # The git-clone image (entrypoint git, like alpine/git): git:// and http:// only (no CA certificates).
 GIT = DebianImage(GIT_REF, ("git",), ImageConfig(env=[DEFAULT_PATH], entrypoint=["git"]))
 
@@ -192,9 +195,12 @@ def debian_image(cache: ImageCache, log: Log, spec: DebianImage) -> Image:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(content)
             path.chmod(0o644)
-        shortnames = root / "etc" / "containers" / "registries.conf.d"
-        if shortnames.is_dir():
-            shutil.rmtree(shortnames)
+        for rel in spec.remove:
+            path = root / rel
+            if path.is_dir():
+                shutil.rmtree(path)
+            else:
+                path.unlink(missing_ok=True)
         layer = tree_layer(cache.store, root)
     return cache.save(Image(spec.ref, [layer], spec.config, [f"substratus {spec.recipe}"]), key)
 

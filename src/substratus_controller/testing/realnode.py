@@ -259,7 +259,8 @@ class RealNode:
         self._bridge()
         self._start_registry()
         self._start_git()
-        self._start("containerd", ["containerd", "--config", str(s.state / "containerd.toml")])
+        # containerd pulls from the node's registry: no proxy variables (they would route that traffic away)
+        self._start("containerd", ["containerd", "--config", str(s.state / "containerd.toml")], env=_no_proxy_env())
         self._wait(lambda: self.ctr("version", check=False).returncode == 0, 10, "containerd", "containerd")
         importer = _Importer(self, images)
         importer.start()  # while the kubelet starts: it needs no image until a pod comes
