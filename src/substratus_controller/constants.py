@@ -58,6 +58,7 @@ ANNOTATION_IMAGE: Final = "image"  # on build Jobs: the image they produce (upst
 ANNOTATION_RETRY: Final = f"{GROUP}/retry"
 ANNOTATION_NOTEBOOK_STORAGE: Final = f"{GROUP}/notebook-storage"
 ANNOTATION_DEFAULT_CONTAINER: Final = "kubectl.kubernetes.io/default-container"
+ANNOTATION_APPLIED: Final = f"{GROUP}/applied"  # on every applied child: the digest of its desired body
 
 # Field managers (server-side apply).
 FIELD_MANAGER: Final = "substratus-controller"
@@ -112,6 +113,27 @@ class Reason(StrEnum):
     CONTAINER_CONFIG_ERROR = "ContainerConfigError"
     # builds without a usable image registry (cloud/registry_hosting.py)
     REGISTRY_NOT_CONFIGURED = "RegistryNotConfigured"
+
+
+# Events are warnings when a condition turns False for one of these reasons.
+WARNING_REASONS: Final = frozenset(
+    {
+        Reason.BUILD_FAILED,
+        Reason.JOB_FAILED,
+        Reason.INVALID_SPEC,
+        Reason.UNSUPPORTED_GPU,
+        Reason.MODEL_NOT_FOUND,
+        Reason.BASE_MODEL_NOT_FOUND,
+        Reason.DATASET_NOT_FOUND,
+        Reason.CONTAINER_FAILED,
+        Reason.OOM_KILLED,
+        Reason.IMAGE_PULL_FAILED,
+        Reason.CRASH_LOOP_BACK_OFF,
+        Reason.UNSCHEDULABLE,
+        Reason.CONTAINER_CONFIG_ERROR,
+        Reason.REGISTRY_NOT_CONFIGURED,
+    }
+)
 
 
 # KEP-1755: where a local cluster says its registry is (cloud/registry_hosting.py).

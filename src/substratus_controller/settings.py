@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -86,8 +86,10 @@ def resolve(flags: Mapping[str, object], env: Mapping[str, str] | None = None) -
     s.local_gpu_types = [t.strip() for t in gpu_types.split(",") if t.strip()] if gpu_types else None
     s.metrics_bind_address = pick("metrics_bind_address", "METRICS_BIND_ADDRESS", ":8080")
     s.health_probe_bind_address = pick("health_probe_bind_address", "HEALTH_PROBE_BIND_ADDRESS", ":8081")
-    for flag, value in (("--metrics-bind-address", s.metrics_bind_address),
-                        ("--health-probe-bind-address", s.health_probe_bind_address)):  # fmt: skip
+    for flag, value in (
+        ("--metrics-bind-address", s.metrics_bind_address),
+        ("--health-probe-bind-address", s.health_probe_bind_address),
+    ):
         try:
             parse_address(value)
         except ValueError as exc:
@@ -109,6 +111,17 @@ def resolve(flags: Mapping[str, object], env: Mapping[str, str] | None = None) -
     s.log_level = pick("log_level", "LOG_LEVEL", "info").lower()
     if s.log_level not in ("debug", "info", "warning", "error"):
         raise ConfigError(f"--log-level/LOG_LEVEL: expected debug, info, warning or error, got {s.log_level!r}")
+    _resolve_upload(s, pick, env)
+    _resolve_builder(s, pick)
+    s.env = dict(env)
+    return s
+
+
+Pick = Callable[..., str]  # (flag, environment variable, default) -> the flag's value, else the variable's
+
+
+def _resolve_upload(s: Settings, pick: Pick, env: Mapping[str, str]) -> None:
+    """The local upload server's address, public URL and signing key."""
     s.upload_bind_address = pick("upload_bind_address", "UPLOAD_BIND_ADDRESS", ":8082")
     try:
         upload = parse_address(s.upload_bind_address)
@@ -125,6 +138,10 @@ def resolve(flags: Mapping[str, object], env: Mapping[str, str] | None = None) -
     if key and len(key.encode()) < 16:
         raise ConfigError("UPLOAD_SIGNING_KEY: must be at least 16 characters")
     s.upload_signing_key = key.encode() if key else secrets.token_bytes(32)
+
+
+def _resolve_builder(s: Settings, pick: Pick) -> None:
+    """The image builder, its images, and whether the registry is plain HTTP."""
     s.builder = pick("builder", "BUILDER").strip().lower() or DEFAULT_BUILDER[s.cloud]
     if s.builder not in BUILDERS:
         raise ConfigError(f"--builder/BUILDER: unknown builder {s.builder!r}; expected {' or '.join(BUILDERS)}")
@@ -137,8 +154,6 @@ def resolve(flags: Mapping[str, object], env: Mapping[str, str] | None = None) -
         s.registry_insecure = insecure in TRUE_WORDS
     else:
         raise ConfigError(f"--registry-insecure/REGISTRY_INSECURE: expected true or false, got {insecure!r}")
-    s.env = dict(env)
-    return s
 
 
 def render_context(s: Settings, driver: CloudDriver) -> RenderContext:

@@ -11,8 +11,8 @@ import pytest
 from substratus_controller.api.v1 import Model
 from substratus_controller.cloud.local import LocalDriver
 from substratus_controller.constants import LABEL_BUILD, Kind, Reason
-from substratus_controller.controllers.build import build_id, plan_build, retry_token, with_retry_label
 from substratus_controller.jsontypes import JSON
+from substratus_controller.plan.build import build_id, plan_build, retry_token, with_retry_label
 from substratus_controller.render.build import build_job, target_image
 from substratus_controller.render.context import RenderContext
 
@@ -33,8 +33,9 @@ def model(*, request: str = "r1", md5: str = MD5, image: str | None = None, retr
 def job_for(obj: Model, *, status: JSON | None = None) -> JSON:
     """The Job plan_build would have created for `obj`, as the cache holds it."""
     target = target_image(obj, Kind.MODEL, CTX.cloud)
-    job = with_retry_label(build_job(obj, Kind.MODEL, CTX, target=target, build_id=build_id(obj, target)),
-                           retry_token(obj))  # fmt: skip
+    job = with_retry_label(
+        build_job(obj, Kind.MODEL, CTX, target=target, build_id=build_id(obj, target)), retry_token(obj)
+    )
     return {**job, "status": status or {}}
 
 
@@ -54,8 +55,10 @@ def build_pod(obj: Model, *, container: JSON, created: str = "2026-12-01T10:00:0
     if init:
         status["initContainerStatuses"] = [init]
     labels = {LABEL_BUILD: build_id(obj, target), "role": "build"}
-    return {"metadata": {"name": f"m-model-bld-{created[-3:-1]}", "labels": labels, "creationTimestamp": created},
-            "status": status}  # fmt: skip
+    return {
+        "metadata": {"name": f"m-model-bld-{created[-3:-1]}", "labels": labels, "creationTimestamp": created},
+        "status": status,
+    }
 
 
 def terminated(name: str, code: int, message: str) -> JSON:
@@ -82,8 +85,9 @@ def test_a_failed_build_names_the_failing_step_from_the_builder_pod() -> None:
 
 def test_a_failed_clone_names_the_git_server() -> None:
     obj = model()
-    clone = terminated("git-clone", 128, "fatal: unable to connect to 10.244.0.1:\n10.244.0.1[0: 10.244.0.1]: "
-                                         "errno=Connection refused")  # fmt: skip
+    clone = terminated(
+        "git-clone", 128, "fatal: unable to connect to 10.244.0.1:\n10.244.0.1[0: 10.244.0.1]: errno=Connection refused"
+    )
     pending = {"name": "builder", "ready": False, "state": {"waiting": {"reason": "PodInitializing"}}}
     pods = [build_pod(obj, container=pending, init=clone)]
     plan = plan_build(obj, Kind.MODEL, CTX, job=job_for(obj, status=FAILED), pods=pods, stored_md5=MD5,
@@ -123,8 +127,9 @@ def test_the_same_md5_under_a_new_request_id_with_the_image_built_needs_no_uploa
     first = model()
     image = target_image(first, Kind.MODEL, CTX.cloud)
     obj = model(request="r2", image=image)
-    plan = plan_build(obj, Kind.MODEL, CTX, job=None, pods=[], stored_md5=None,
-                      raw_status=uploaded(first), now="2026-12-01T10:01:00Z")  # fmt: skip
+    plan = plan_build(
+        obj, Kind.MODEL, CTX, job=None, pods=[], stored_md5=None, raw_status=uploaded(first), now="2026-12-01T10:01:00Z"
+    )
     assert plan.condition is not None
     assert (plan.condition.reason, plan.condition.ok) == (Reason.JOB_COMPLETE, True)
     assert plan.upload_condition is not None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from substratus_controller.api.v1.types import BuildUpload
-from substratus_controller.controllers.upload import URL_LIFETIME, plan_upload
+from substratus_controller.plan.upload import URL_LIFETIME, plan_upload
 
 MD5 = "0123456789abcdef0123456789abcdef"
 NOW = "2026-01-01T00:00:00Z"

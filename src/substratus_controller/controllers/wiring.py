@@ -29,18 +29,9 @@ from substratus_controller.runtime.controller import Controller, Request
 from substratus_controller.runtime.manager import Manager, ManagerOptions
 from substratus_controller.runtime.store import projection
 
-from .dataset import DatasetReconciler
-from .engine import (
-    INDEX_PARENT,
-    Caches,
-    KindReconciler,
-    Operator,
-    parent_keys,
-    parent_name,
-)
-from .model import ModelReconciler
-from .notebook import NotebookReconciler
-from .server import ServerReconciler
+from .caches import INDEX_PARENT, Caches, parent_keys, parent_name
+from .engine import Reconciler
+from .operator import Operator
 
 INDEX_MODEL_REF = "spec.model.name"
 INDEX_DATASET_REF = "spec.dataset.name"
@@ -110,9 +101,8 @@ def setup(manager: Manager, *, ctx: RenderContext, workers: int = 4, sync_period
     caches = build_caches(manager, sync_period=sync_period, persistent_volumes=ctx.cloud.USES_PERSISTENT_VOLUMES)
     op = Operator(client=manager.client, caches=caches, recorder=manager.recorder, ctx=ctx)
 
-    def controller(reconciler: KindReconciler, own: CachedResource, children: list[CachedResource]) -> Controller:
-        kind: Kind = reconciler.kind
-        c = Controller(kind.singular, reconciler, workers=workers, metrics=manager.metrics)
+    def controller(kind: Kind, own: CachedResource, children: list[CachedResource]) -> Controller:
+        c = Controller(kind.singular, Reconciler(op, kind), workers=workers, metrics=manager.metrics)
         c.for_kind(own, predicate=predicates.spec_or_metadata_changed)
         for child in children:
             c.owns(child, kind=kind.value, group=GROUP)
@@ -120,22 +110,23 @@ def setup(manager: Manager, *, ctx: RenderContext, workers: int = 4, sync_period
         return c
 
     jobs, cms = caches.jobs, caches.configmaps
-    dataset = controller(DatasetReconciler(op), caches.datasets, [jobs, cms])
+    dataset = controller(Kind.DATASET, caches.datasets, [jobs, cms])
     dataset.watches(caches.pods, _pod_parent(Kind.DATASET), predicate=_status_changed)
-    model = controller(ModelReconciler(op), caches.models, [jobs, cms])
+    model = controller(Kind.MODEL, caches.models, [jobs, cms])
     model.watches(caches.pods, _pod_parent(Kind.MODEL), predicate=_status_changed)
     model.watches(caches.models, _dependents(caches.models, INDEX_MODEL_REF), predicate=_readiness_changed)
     model.watches(caches.datasets, _dependents(caches.models, INDEX_DATASET_REF), predicate=_readiness_changed)
-    notebook = controller(NotebookReconciler(op), caches.notebooks, [jobs, caches.pods, cms, caches.pvcs])
+    notebook = controller(Kind.NOTEBOOK, caches.notebooks, [jobs, caches.pods, cms, caches.pvcs])
     notebook.watches(caches.models, _dependents(caches.notebooks, INDEX_MODEL_REF), predicate=_readiness_changed)
     notebook.watches(caches.datasets, _dependents(caches.notebooks, INDEX_DATASET_REF), predicate=_readiness_changed)
-    server = controller(ServerReconciler(op), caches.servers, [jobs, caches.deployments, caches.services, cms])
+    server = controller(Kind.SERVER, caches.servers, [jobs, caches.deployments, caches.services, cms])
     server.watches(caches.models, _dependents(caches.servers, INDEX_MODEL_REF), predicate=_readiness_changed)
     server.watches(caches.pods, _pod_parent(Kind.SERVER), predicate=_status_changed)
     return op
 
 
-def build_manager(client: Client, options: ManagerOptions, *, ctx: RenderContext, workers: int = 4,
-                  sync_period: float | None = None) -> tuple[Manager, Operator]:  # fmt: skip
+def build_manager(
+    client: Client, options: ManagerOptions, *, ctx: RenderContext, workers: int = 4, sync_period: float | None = None
+) -> tuple[Manager, Operator]:
     manager = Manager(client, options)
     return manager, setup(manager, ctx=ctx, workers=workers, sync_period=sync_period)

@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from substratus_controller.cloud.base import (
-    JSON,
     BucketURL,
     BucketVolume,
     CloudDriver,
@@ -24,6 +23,7 @@ from substratus_controller.cloud.base import (
     fetched_upload,
 )
 from substratus_controller.cloud.local import LocalDriver
+from substratus_controller.jsontypes import JSON
 
 ACCELERATOR = "cloud.google.com/gke-accelerator"
 

@@ -1,4 +1,5 @@
-"""The signed-URL upload handshake of `spec.build.upload` (pure planning; upstream §3.3 with decisions §2.6).
+"""The signed-URL upload handshake of `spec.build.upload` (pure planning; docs/upstream-behaviour.md §3.3 with
+docs/decisions.md §2.6).
 
 Inputs: the upload spec {md5Checksum, requestID}, the current `status.buildUpload`, what storage holds (the
 stored object's md5, or None), and `now`.

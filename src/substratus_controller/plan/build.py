@@ -1,6 +1,6 @@
 """Image builds (pure planning), shared by the four kinds.
 
-Semantics (upstream §3 with decisions.md §2.1):
+Semantics (docs/upstream-behaviour.md §3 with docs/decisions.md §2.1):
 - The target image is `<registry>/<cluster>-<kind>-<ns>-<name>:<tag>` (tag: git tag > branch > "latest",
   or the upload md5). A build Job `<name>-<kind>-bld` labelled with a build id (a digest of the build spec,
   the target and the retry annotation) produces it.
@@ -25,6 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from substratus_controller.api.v1.kinds import Dataset, Model, Notebook, Server
+from substratus_controller.api.v1.types import BuildUpload
 from substratus_controller.cloud.base import BucketURL, RegistryNotConfiguredError
 from substratus_controller.constants import (
     ANNOTATION_RETRY,
@@ -40,8 +41,8 @@ from substratus_controller.render.build import build_job, target_image
 from substratus_controller.render.context import RenderContext
 from substratus_controller.render.names import build_job_name
 from substratus_controller.runtime import resources as k8s
-from substratus_controller.runtime.applier import digest
 from substratus_controller.runtime.resource import Resource
+from substratus_controller.runtime.stamp import digest
 from substratus_controller.status.conditions import Cond
 from substratus_controller.status.pods import first_problem
 
@@ -137,6 +138,28 @@ def retry_requested(job: JSON, token: str) -> bool:
     return bool((job["metadata"].get("labels") or {}).get(RETRY_LABEL, "") != token)
 
 
+def upload_share(plan: BuildPlan, upload: BuildUpload, stored_at: BucketURL, *, built: bool,
+                 raw_status: JSON | None, stored_md5: str | None, now: str) -> bool:  # fmt: skip
+    """Fill in the upload's condition and status; whether the build may go on (the context is uploaded).
+
+    `built`: the image is (being) built from this very content, so the upload was verified before;
+    `stored_at`: where the context is stored (the object a signed URL is for)."""
+    previous = (raw_status or {}).get("buildUpload")
+    if built:
+        md5 = upload.md5_checksum.lower()
+        message = f"Upload received with matching md5 checksum: {md5}"
+        plan.upload_condition = Cond(ConditionType.UPLOADED, True, Reason.UPLOAD_FOUND, message)
+        plan.upload_status = dict(previous) if previous else None  # a copy: the plan never aliases the cache
+        return True
+    handshake = plan_upload(upload, previous, stored_md5=stored_md5, now=now)
+    plan.upload_condition = handshake.condition
+    plan.upload_status = handshake.status
+    plan.requeue_after = handshake.requeue_after
+    if handshake.sign:
+        plan.sign_upload = stored_at
+    return handshake.uploaded
+
+
 def plan_build(obj: AnyKind, kind: Kind, ctx: RenderContext, *, job: JSON | None, raw_status: JSON | None = None,
                stored_md5: str | None = None, now: str = "", pods: list[JSON] | None = None) -> BuildPlan:  # fmt: skip
     """The build's conditions and children for `obj` given its cached build Job (or None).
@@ -149,41 +172,29 @@ def plan_build(obj: AnyKind, kind: Kind, ctx: RenderContext, *, job: JSON | None
     try:
         target = target_image(obj, kind, ctx.cloud)
     except RegistryNotConfiguredError as exc:
-        return BuildPlan(condition=Cond(ConditionType.BUILT, False, Reason.REGISTRY_NOT_CONFIGURED,
-                                        f"Cannot build: {exc}"))  # fmt: skip
+        return BuildPlan(
+            condition=Cond(ConditionType.BUILT, False, Reason.REGISTRY_NOT_CONFIGURED, f"Cannot build: {exc}")
+        )
     bid = build_id(obj, target)
     retry = retry_token(obj)
     name = build_job_name(kind, meta.name)
     plan = BuildPlan()
     upload = obj.spec.build.upload
     if upload is not None:
-        previous = (raw_status or {}).get("buildUpload")
-        if obj.spec.image == target or (
-            job is not None and (job["metadata"].get("labels") or {}).get(BUILD_LABEL) == bid
-        ):
-            # Built (or building) from this very content: the upload was verified before.
-            md5 = upload.md5_checksum.lower()
-            plan.upload_condition = Cond(
-                ConditionType.UPLOADED, True, Reason.UPLOAD_FOUND, f"Upload received with matching md5 checksum: {md5}"
-            )
-            plan.upload_status = previous
-        else:
-            handshake = plan_upload(upload, previous, stored_md5=stored_md5, now=now)
-            plan.upload_condition = handshake.condition
-            plan.upload_status = handshake.status
-            plan.requeue_after = handshake.requeue_after
-            if handshake.sign:
-                plan.sign_upload = ctx.cloud.upload_url(kind, meta.namespace, meta.name)
-            if not handshake.uploaded:
-                return plan
+        same = job is not None and (job["metadata"].get("labels") or {}).get(BUILD_LABEL) == bid
+        stored_at = ctx.cloud.upload_url(kind, meta.namespace, meta.name)
+        if not upload_share(plan, upload, stored_at, built=obj.spec.image == target or same,
+                            raw_status=raw_status, stored_md5=stored_md5, now=now):  # fmt: skip
+            return plan
     if job is not None and job["metadata"].get("deletionTimestamp"):
         plan.condition = Cond(ConditionType.BUILT, False, Reason.JOB_NOT_COMPLETE,
                               f"Waiting for the previous builder Job to be deleted: {name}")  # fmt: skip
         return plan
     if job is not None and (job["metadata"].get("labels") or {}).get(BUILD_LABEL) != bid:
         plan.delete.append((k8s.JOBS, job))
-        plan.condition = Cond(ConditionType.BUILT, False, Reason.JOB_NOT_COMPLETE,
-                              f"Build source changed; replacing builder Job {name}")  # fmt: skip
+        plan.condition = Cond(
+            ConditionType.BUILT, False, Reason.JOB_NOT_COMPLETE, f"Build source changed; replacing builder Job {name}"
+        )
         return plan
     if job is None:
         if obj.spec.image == target:
@@ -192,8 +203,9 @@ def plan_build(obj: AnyKind, kind: Kind, ctx: RenderContext, *, job: JSON | None
         plan.service_accounts.append(SA_BUILDER)
         plan.new_image = target
         plan.apply.append((k8s.JOBS, with_retry_label(build_job(obj, kind, ctx, target=target, build_id=bid), retry)))
-        plan.condition = Cond(ConditionType.BUILT, False, Reason.JOB_NOT_COMPLETE,
-                              f"Waiting for builder Job to complete: {name}")  # fmt: skip
+        plan.condition = Cond(
+            ConditionType.BUILT, False, Reason.JOB_NOT_COMPLETE, f"Waiting for builder Job to complete: {name}"
+        )
         return plan
     if job_condition(job, "Complete"):
         plan.condition = Cond(ConditionType.BUILT, True, Reason.JOB_COMPLETE, f"Builder Job completed: {name}")
@@ -218,6 +230,7 @@ def plan_build(obj: AnyKind, kind: Kind, ctx: RenderContext, *, job: JSON | None
     if stuck is not None and stuck.reason in STUCK_REASONS:
         plan.condition = Cond(ConditionType.BUILT, False, stuck.reason, f"Builder Job {name}: {stuck.message}")
         return plan
-    plan.condition = Cond(ConditionType.BUILT, False, Reason.JOB_NOT_COMPLETE,
-                          f"Waiting for builder Job to complete: {name}")  # fmt: skip
+    plan.condition = Cond(
+        ConditionType.BUILT, False, Reason.JOB_NOT_COMPLETE, f"Waiting for builder Job to complete: {name}"
+    )
     return plan

@@ -1,6 +1,6 @@
 """Job-driven runs of Datasets and Models (pure planning): level-based, rerun on workload change only.
 
-Semantics (upstream §2.3-2.4 with decisions.md §2.2):
+Semantics (docs/upstream-behaviour.md §2.3-2.4 with docs/decisions.md §2.2):
 - A run is identified by a digest of the workload-affecting spec (image, command, env, params, resources,
   model/dataset references), carried as the Job label `substratus.ai/run`.
 - Job with the current run id: Complete -> `Complete=True/JobComplete` (ready); Failed -> `JobFailed`
@@ -24,17 +24,16 @@ from substratus_controller.api.v1.kinds import Dataset, Model
 from substratus_controller.constants import LABEL_RERUN, LABEL_RUN, ConditionType, Reason
 from substratus_controller.jsontypes import JSON
 from substratus_controller.runtime import resources as k8s
-from substratus_controller.runtime.applier import digest
 from substratus_controller.runtime.resource import Resource
+from substratus_controller.runtime.stamp import digest
 from substratus_controller.status.conditions import Cond, find
 from substratus_controller.status.pods import first_problem, previous_pull_message
 
-from .build import job_condition, retry_requested, retry_token, with_retry_label
+from .build import STUCK_REASONS, job_condition, retry_requested, retry_token, with_retry_label
 
 RUN_LABEL = LABEL_RUN
 RERUN_LABEL = LABEL_RERUN
 RETRY_HINT = "change the spec or set the substratus.ai/retry annotation to retry"
-STUCK = frozenset({Reason.IMAGE_PULL_FAILED, Reason.UNSCHEDULABLE, Reason.CONTAINER_CONFIG_ERROR})
 
 
 @dataclass
@@ -56,8 +55,9 @@ def _labelled(job: JSON, labels: dict[str, str]) -> JSON:
     return {**job, "metadata": {**meta, "labels": {**meta.get("labels", {}), **labels}}}
 
 
-def plan_run(obj: Dataset | Model, raw: JSON, *, job: JSON | None, desired: JSON, what: str, rid: str,
-             pods: Sequence[JSON] = ()) -> RunPlan:  # fmt: skip
+def plan_run(
+    obj: Dataset | Model, raw: JSON, *, job: JSON | None, desired: JSON, what: str, rid: str, pods: Sequence[JSON] = ()
+) -> RunPlan:
     """`desired` is the rendered Job for run `rid`; `job` the cached one (or None); `pods` the object's run
     pods (any run: only those of `rid` count); `what` names the Job in messages."""
     generation = obj.metadata.generation
@@ -79,8 +79,10 @@ def plan_run(obj: Dataset | Model, raw: JSON, *, job: JSON | None, desired: JSON
             return RunPlan(Cond(ConditionType.COMPLETE, True, Reason.JOB_COMPLETE, f"The {what} Job completed"))
         failed = job_condition(job, "Failed")
         if failed and retry_requested(job, retry_token(obj)):
-            return RunPlan(Cond(ConditionType.COMPLETE, False, Reason.JOB_NOT_COMPLETE, f"Retrying the {what} Job"),
-                           delete=[(k8s.JOBS, job)])  # fmt: skip
+            return RunPlan(
+                Cond(ConditionType.COMPLETE, False, Reason.JOB_NOT_COMPLETE, f"Retrying the {what} Job"),
+                delete=[(k8s.JOBS, job)],
+            )
         run_pods = [p for p in pods if (p["metadata"].get("labels") or {}).get(RUN_LABEL) == rid]
         problem = first_problem(run_pods, restarts=False, previous=previous_pull_message(previous))
         if failed:
@@ -89,7 +91,7 @@ def plan_run(obj: Dataset | Model, raw: JSON, *, job: JSON | None, desired: JSON
             detail = problem.message if problem is not None else failed.get("message") or failed.get("reason")
             return RunPlan(Cond(ConditionType.COMPLETE, False, reason,
                                 f"The {what} Job failed: {detail or 'failed'}; {RETRY_HINT}"))  # fmt: skip
-        if problem is not None and problem.reason in STUCK:
+        if problem is not None and problem.reason in STUCK_REASONS:
             return RunPlan(Cond(ConditionType.COMPLETE, False, problem.reason, problem.message))
         if problem is not None:  # an earlier attempt failed; the Job retries (backoffLimit) or is about to fail
             message = f"A {what} Pod failed ({problem.message}); waiting for the Job to retry or fail"
