@@ -358,8 +358,9 @@ class InformerLoader(RawLoader):
         from substratus_controller.runtime.store import projection
 
         transform = projection(*self.paths) if self.paths else None
-        informer = Informer(self.client, self.resource, namespace=self.namespace, transform=transform,
-                            page_size=PAGE_SIZE)  # fmt: skip
+        informer = Informer(
+            self.client, self.resource, namespace=self.namespace, transform=transform, page_size=PAGE_SIZE
+        )
         self.added = 0
         informer.add_handler(FuncHandler(add=self._on_add))
         self.task = asyncio.create_task(informer.run())
@@ -548,7 +549,8 @@ def child_main(args: argparse.Namespace) -> None:
 # --------------------------------------------------------------------------------------------- setup
 async def populate(kubeconfig: Path, workload: Workload, sizes: Iterable[int]) -> JSON:
     """Create `n` objects (with status) in `workload.namespace(n)` for each size; bounded concurrency."""
-    from substratus_controller.runtime.client import AlreadyExists, Client
+    from substratus_controller.runtime.client import Client
+    from substratus_controller.runtime.errors import AlreadyExists
     from substratus_controller.runtime.resource import Resource
     from substratus_controller.runtime.resources import NAMESPACES
 

@@ -42,20 +42,28 @@ def _add_run(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     a("--kubeconfig", help="kubeconfig file (default: in-cluster credentials, else $KUBECONFIG, else ~/.kube/config)")
     a("--cloud", help="cloud driver: local, gcp or aws [CLOUD; default local]")
     a("--cluster-name", help="cluster name used in image names and artifact paths [CLUSTER_NAME]")
-    a("--artifact-bucket-url", help="artifact bucket, e.g. gs://b, s3://b, file:///var/lib/substratus/artifacts "
-      "[ARTIFACT_BUCKET_URL]")  # fmt: skip
+    a(
+        "--artifact-bucket-url",
+        help="artifact bucket, e.g. gs://b, s3://b, file:///var/lib/substratus/artifacts [ARTIFACT_BUCKET_URL]",
+    )
     a("--registry-url", help="image registry prefix for built images [REGISTRY_URL]")
     a("--principal", help="cloud identity bound to workload ServiceAccounts [PRINCIPAL]")
     a("--local-gpu-types", help="comma-separated GPU types the local cluster has (local cloud only) [LOCAL_GPU_TYPES]")
     a("--metrics-bind-address", help="address of /metrics, or 0 to disable [METRICS_BIND_ADDRESS; default :8080]")
-    a("--health-probe-bind-address",
-      help="address of /healthz and /readyz, or 0 to disable [HEALTH_PROBE_BIND_ADDRESS; default :8081]")  # fmt: skip
+    a(
+        "--health-probe-bind-address",
+        help="address of /healthz and /readyz, or 0 to disable [HEALTH_PROBE_BIND_ADDRESS; default :8081]",
+    )
     a("--leader-elect", action="store_true", default=None, help="elect a leader with a Lease [LEADER_ELECT]")
-    a("--leader-election-namespace", help="namespace of the Lease (default: the pod's namespace, else substratus) "
-      "[LEADER_ELECTION_NAMESPACE]")  # fmt: skip
+    a(
+        "--leader-election-namespace",
+        help="namespace of the Lease (default: the pod's namespace, else substratus) [LEADER_ELECTION_NAMESPACE]",
+    )
     a("--namespace", action="append", help="watch only this namespace (repeatable; default: all) [WATCH_NAMESPACES]")
-    a("--upload-bind-address", help="local cloud: address of the upload endpoint, or 0 to disable "
-      "[UPLOAD_BIND_ADDRESS; default :8082]")  # fmt: skip
+    a(
+        "--upload-bind-address",
+        help="local cloud: address of the upload endpoint, or 0 to disable [UPLOAD_BIND_ADDRESS; default :8082]",
+    )
     a("--upload-public-url", help="local cloud: the base URL clients use to reach the upload endpoint "
       "[UPLOAD_PUBLIC_URL; default http://127.0.0.1:<port>]; URLs are signed with UPLOAD_SIGNING_KEY "
       "(default: a random key per process)")  # fmt: skip
@@ -63,8 +71,10 @@ def _add_run(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
       "local, kaniko for gcp and aws]")  # fmt: skip
     a("--builder-image", help="the builder's image [BUILDER_IMAGE; default gcr.io/kaniko-project/executor:v1.23.2 "
       "for kaniko, quay.io/buildah/stable:v1.38.0 for buildah]")  # fmt: skip
-    a("--git-image", help="image of the git-clone init container, entrypoint git [GIT_IMAGE; default "
-      "alpine/git:2.45.2]")  # fmt: skip
+    a(
+        "--git-image",
+        help="image of the git-clone init container, entrypoint git [GIT_IMAGE; default alpine/git:2.45.2]",
+    )
     a("--registry-insecure", nargs="?", const="true", metavar="BOOL",
       help="the image registry speaks plain HTTP: true or false (alone: true) [REGISTRY_INSECURE; default true "
       "for --cloud local, false for gcp and aws]")  # fmt: skip
@@ -92,7 +102,8 @@ async def _serve(settings: object) -> int:
     from substratus_controller.cloud.local_upload_server import UploadServer
     from substratus_controller.constants import API_VERSION
     from substratus_controller.controllers.wiring import build_manager
-    from substratus_controller.runtime.client import ApiError, Client, NotFound
+    from substratus_controller.runtime.client import Client
+    from substratus_controller.runtime.errors import ApiError, NotFound
     from substratus_controller.runtime.health import parse_address
     from substratus_controller.runtime.logs import configure
     from substratus_controller.runtime.manager import ManagerError, ManagerOptions, in_cluster_namespace

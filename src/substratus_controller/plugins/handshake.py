@@ -1,6 +1,6 @@
 """The client side of a build: apply the object, answer the upload handshake, wait for Built (and Ready).
 
-Protocol (upstream-behaviour.md §3.3 and §10.2, with decisions.md §2.1 and §5):
+Protocol (docs/upstream-behaviour.md §3.3 and §10.2, with docs/decisions.md §2.1 and §5):
 - The object is server-side applied with field manager `kubectl` (`force` only when asked); a conflict is an
   error that says to pass --force-conflicts.
 - Then the object is watched (field selector `metadata.name=<name>`, from the applied resourceVersion;
@@ -34,15 +34,24 @@ from dataclasses import dataclass, field
 
 import aiohttp
 
-from substratus_controller.constants import GROUP, LABEL_ROLE, ROLE_BUILD, ConditionType, Kind, Reason, kind_label
+from substratus_controller.constants import (
+    FIELD_MANAGER_KUBECTL,
+    GROUP,
+    LABEL_ROLE,
+    ROLE_BUILD,
+    ConditionType,
+    Kind,
+    Reason,
+    kind_label,
+)
 from substratus_controller.jsontypes import JSON
 from substratus_controller.resources import RESOURCE_OF
-from substratus_controller.runtime.client import (
+from substratus_controller.runtime.backoff import Backoff
+from substratus_controller.runtime.client import Client
+from substratus_controller.runtime.errors import (
     ApiError,
-    Client,
     Conflict,
     Forbidden,
-    Gone,
     Invalid,
     NotFound,
     Unauthorized,
@@ -51,11 +60,11 @@ from substratus_controller.runtime.client import (
 from substratus_controller.runtime.redact import redact
 from substratus_controller.runtime.resource import Resource
 from substratus_controller.runtime.resources import PODS
+from substratus_controller.runtime.watchloop import RELISTED, WatchLoop
 
 from .commandline import Output, PluginError
 from .tarball import Tarball
 
-FIELD_MANAGER = "kubectl"
 TERMINAL_REASONS = {Reason.INVALID_SPEC.value, Reason.UNSUPPORTED_GPU.value}
 NOT_READY_FAILURES = {Reason.BUILD_FAILED.value, Reason.JOB_FAILED.value, Reason.SUSPENDED.value}
 WATCH_SECONDS = 240
@@ -92,8 +101,9 @@ def api_error_message(exc: ApiError, target: Target) -> str:
     if isinstance(exc, Unavailable):
         return f"cannot reach the API server: {exc.message}"
     if isinstance(exc, NotFound) and "could not find the requested resource" in exc.message:
-        return (f'the server doesn\'t have a resource type "{target.kind.plural}" '
-                "(are the substratus.ai CRDs installed?)")  # fmt: skip
+        return (
+            f'the server doesn\'t have a resource type "{target.kind.plural}" (are the substratus.ai CRDs installed?)'
+        )
     if isinstance(exc, (Forbidden, Unauthorized)):
         return exc.message or f"HTTP {exc.code}"
     return exc.message or f"HTTP {exc.code}"
@@ -102,7 +112,7 @@ def api_error_message(exc: ApiError, target: Target) -> str:
 async def apply(client: Client, target: Target, body: JSON, *, force: bool) -> JSON:
     """Server-side apply `body` as field manager `kubectl`."""
     try:
-        return await client.apply(target.resource, body, field_manager=FIELD_MANAGER, force=force)
+        return await client.apply(target.resource, body, field_manager=FIELD_MANAGER_KUBECTL, force=force)
     except Conflict as exc:
         raise PluginError(
             f"{exc.message}; pass --force-conflicts to take ownership of these fields from the other managers"
@@ -125,48 +135,50 @@ def generation_of(obj: JSON) -> int:
     return int(obj.get("metadata", {}).get("generation") or 0)
 
 
+def _watch_backoff() -> Backoff:
+    return Backoff(initial=2.0, maximum=10.0, jitter=0.0)  # 2, 4, 8, 10 s while the API server is unreachable
+
+
+def _unavailable(exc: ApiError) -> bool:
+    return isinstance(exc, Unavailable)
+
+
 async def watch_object(client: Client, target: Target, first: JSON) -> AsyncIterator[JSON]:
     """`first`, then every later version of the object (see module docstring); DELETED -> ObjectDeleted."""
     yield first
-    rv: str | None = first["metadata"].get("resourceVersion")
-    selector = f"metadata.name={target.name}"
-    failures = 0
-    while True:
-        if rv is None:
-            try:
-                obj = await client.get(target.resource, target.name, target.namespace)
-            except NotFound:
-                raise ObjectDeleted(f"{target.ref} was deleted while waiting") from None
-            rv = obj["metadata"].get("resourceVersion")
-            yield obj
-        events = 0
+    fetched: list[JSON] = []
+
+    async def refetch() -> str:
         try:
-            async for event in client.watch(target.resource, target.namespace, resource_version=rv,
-                                            field_selector=selector, timeout_seconds=WATCH_SECONDS):  # fmt: skip
-                failures = 0
-                events += 1
-                if event.type in ("ADDED", "MODIFIED"):
-                    rv = event.object["metadata"].get("resourceVersion") or rv
+            obj = await client.get(target.resource, target.name, target.namespace)
+        except NotFound:
+            raise ObjectDeleted(f"{target.ref} was deleted while waiting") from None
+        fetched.append(obj)
+        return str(obj["metadata"].get("resourceVersion") or "")
+
+    loop = WatchLoop(
+        client,
+        target.resource,
+        target.namespace,
+        resource_version=first["metadata"].get("resourceVersion"),
+        relist=refetch,
+        field_selector=f"metadata.name={target.name}",
+        timeout_seconds=lambda: WATCH_SECONDS,
+        backoff=_watch_backoff(),
+        retryable=_unavailable,
+        empty_pause=1.0,
+    )
+    try:
+        async with contextlib.aclosing(loop.events()) as events:
+            async for event in events:
+                if event.type == RELISTED:
+                    yield fetched.pop()
+                elif event.type in ("ADDED", "MODIFIED"):
                     yield event.object
                 elif event.type == "DELETED":
                     raise ObjectDeleted(f"{target.ref} was deleted while waiting")
-                elif event.type == "BOOKMARK":
-                    rv = event.object.get("metadata", {}).get("resourceVersion") or rv
-                elif event.type == "ERROR":
-                    if int(event.object.get("code") or 0) == 410:
-                        rv = None
-                        break
-                    raise PluginError(f"watching {target.ref}: {event.object.get('message', event.object)}")
-        except Gone:
-            rv = None
-        except Unavailable:
-            failures += 1
-            await asyncio.sleep(min(2.0**failures, 10.0))
-        except ApiError as exc:
-            raise PluginError(f"watching {target.ref}: {api_error_message(exc, target)}") from None
-        else:
-            if not events:
-                await asyncio.sleep(1.0)  # a watch that ends at once (a proxy?) must not become a busy loop
+    except ApiError as exc:
+        raise PluginError(f"watching {target.ref}: {api_error_message(exc, target)}") from None
 
 
 async def put_tarball(url: str, tarball: Tarball, out: Output) -> None:
@@ -268,8 +280,10 @@ class Waiter:
                 await put_tarball(str(up["signedURL"]), self.tarball, self.out)
             except URLExpired:
                 if self.renewed or self.reapply is None:
-                    raise PluginError("the signed upload URL expired again; check the clocks of this machine "
-                                      "and the cluster, then try again") from None  # fmt: skip
+                    raise PluginError(
+                        "the signed upload URL expired again; check the clocks of this machine "
+                        "and the cluster, then try again"
+                    ) from None
                 self.renewed = True
                 self.out.detail("the signed upload URL expired; asking for a new one")
                 self.request_id = str(uuid.uuid4())
@@ -308,41 +322,37 @@ async def report_build_pods(client: Client, target: Target, out: Output) -> None
     """Print the phase changes of the target's build pods until cancelled (errors end it quietly)."""
     selector = f"{kind_label(target.kind)}={target.name},{LABEL_ROLE}={ROLE_BUILD}"
     phases: dict[str, str] = {}
-    rv: str | None = None
-    failures = 0
-    while True:
-        try:
-            if rv is None:
-                items, rv = await client.list_all(PODS, target.namespace, label_selector=selector)
-                for pod in items:
-                    phases.setdefault(pod["metadata"]["name"], (pod.get("status") or {}).get("phase") or "Pending")
-            events = 0
-            async for event in client.watch(PODS, target.namespace, resource_version=rv, label_selector=selector,
-                                            timeout_seconds=WATCH_SECONDS):  # fmt: skip
-                events += 1
-                pod = event.object
-                if event.type == "ERROR":
-                    rv = None
-                    break
-                rv = pod.get("metadata", {}).get("resourceVersion") or rv
+
+    async def relist() -> str:
+        items, rv = await client.list_all(PODS, target.namespace, label_selector=selector)
+        for pod in items:
+            phases.setdefault(pod["metadata"]["name"], (pod.get("status") or {}).get("phase") or "Pending")
+        return rv
+
+    loop = WatchLoop(
+        client,
+        PODS,
+        target.namespace,
+        relist=relist,
+        label_selector=selector,
+        timeout_seconds=lambda: WATCH_SECONDS,
+        backoff=_watch_backoff(),
+        retryable=_unavailable,
+        empty_pause=1.0,
+    )
+    try:
+        async with contextlib.aclosing(loop.events()) as events:
+            async for event in events:
                 if event.type not in ("ADDED", "MODIFIED"):
                     continue
+                pod = event.object
                 name = pod["metadata"]["name"]
                 phase = (pod.get("status") or {}).get("phase") or "Pending"
                 if phases.get(name) != phase:
                     phases[name] = phase
                     out.info(pod_phase_line(pod))
-            failures = 0
-            if not events:
-                await asyncio.sleep(1.0)
-        except Gone:
-            rv = None
-        except Unavailable:
-            failures += 1
-            await asyncio.sleep(min(2.0**failures, 10.0))
-        except ApiError as exc:
-            out.detail(f"not reporting build pods: {api_error_message(exc, target)}")
-            return
+    except ApiError as exc:
+        out.detail(f"not reporting build pods: {api_error_message(exc, target)}")
 
 
 @contextlib.asynccontextmanager

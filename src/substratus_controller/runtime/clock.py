@@ -19,9 +19,14 @@ import asyncio
 import heapq
 import itertools
 import time
+from datetime import UTC, datetime, timedelta
 from typing import Protocol, runtime_checkable
 
-__all__ = ["Clock", "FakeClock", "RealClock"]
+from .times import rfc3339
+
+__all__ = ["FAKE_EPOCH", "Clock", "FakeClock", "RealClock", "wall_rfc3339"]
+
+FAKE_EPOCH = datetime(2026, 1, 1, tzinfo=UTC)  # a FakeClock's wall time at its reading 0
 
 
 @runtime_checkable
@@ -29,11 +34,14 @@ class Clock(Protocol):
     """A source of monotonic time and of waiting for it.
 
     `now()` returns monotonic seconds (an arbitrary origin, comparable only with other readings of the same
-    clock). `sleep(seconds)` returns once at least `seconds` have passed on this clock; `seconds <= 0` still
-    yields to the event loop once.
+    clock); `wall()` the wall time (aware, UTC), for timestamps written to the API, never for measuring.
+    `sleep(seconds)` returns once at least `seconds` have passed on this clock; `seconds <= 0` still yields
+    to the event loop once.
     """
 
     def now(self) -> float: ...
+
+    def wall(self) -> datetime: ...
 
     async def sleep(self, seconds: float) -> None: ...
 
@@ -51,6 +59,9 @@ class RealClock:
         except RuntimeError:
             return time.monotonic()
 
+    def wall(self) -> datetime:
+        return datetime.now(UTC)
+
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(max(seconds, 0.0))
 
@@ -67,14 +78,19 @@ class FakeClock:
     Single event loop only; not thread-safe (nothing in the runtime uses threads).
     """
 
-    def __init__(self, *, start: float = 0.0) -> None:
+    def __init__(self, *, start: float = 0.0, epoch: datetime = FAKE_EPOCH) -> None:
         self._now = float(start)
+        self._epoch = epoch
         self._seq = itertools.count()
         # (deadline, sequence, future); cancelled or already-woken futures are skipped lazily.
         self._sleepers: list[tuple[float, int, asyncio.Future[None]]] = []
 
     def now(self) -> float:
         return self._now
+
+    def wall(self) -> datetime:
+        """`epoch` plus the clock's reading: wall time moves exactly as the fake monotonic time does."""
+        return self._epoch + timedelta(seconds=self._now)
 
     async def sleep(self, seconds: float) -> None:
         if seconds <= 0:
@@ -119,3 +135,8 @@ class FakeClock:
         if any(fut.done() for _, _, fut in self._sleepers):
             self._sleepers = [s for s in self._sleepers if not s[2].done()]
             heapq.heapify(self._sleepers)
+
+
+def wall_rfc3339() -> str:
+    """The real wall clock as metav1.Time (for callers without an injected Clock)."""
+    return rfc3339(RealClock().wall())

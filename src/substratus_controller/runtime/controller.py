@@ -32,8 +32,8 @@ import structlog
 
 from substratus_controller.jsontypes import JSON
 
-from .client import ApiError, Conflict
 from .clock import Clock, RealClock
+from .errors import ApiError, Conflict
 from .informer import EventSource, FuncHandler
 from .metrics import RuntimeMetrics
 from .ratelimit import default_controller_rate_limiter
@@ -115,8 +115,9 @@ class Controller:
         self._sources: list[EventSource] = []
 
     # ------------------------------------------------------------------------------------------- watches
-    def _watch(self, informer: EventSource, keys: Callable[[JSON], Iterable[Request]],
-               predicate: UpdatePredicate | None) -> None:  # fmt: skip
+    def _watch(
+        self, informer: EventSource, keys: Callable[[JSON], Iterable[Request]], predicate: UpdatePredicate | None
+    ) -> None:
         def enqueue(obj: JSON) -> None:
             for key in keys(obj):
                 self.queue.add(key)
@@ -134,9 +135,9 @@ class Controller:
         self._watch(informer, lambda obj: (Request.of(obj),), predicate)
         return self
 
-    def owns(self, informer: EventSource, *, kind: str, group: str, predicate: UpdatePredicate | None = None) -> (
-        Controller
-    ):  # fmt: skip
+    def owns(
+        self, informer: EventSource, *, kind: str, group: str, predicate: UpdatePredicate | None = None
+    ) -> Controller:
         """Reconcile the controller owner (of `kind` in API `group`) of each object of this informer."""
 
         def owner(obj: JSON) -> Iterable[Request]:
@@ -186,48 +187,57 @@ class Controller:
                 self.queue.done(req)
 
     async def _reconcile(self, req: Request) -> None:
+        """One reconcile of `req`, measured (active workers, outcome, duration) and logged with its ids."""
         m = self.metrics
         m.active_workers.labels(self.name).inc()
         started = time.perf_counter()
-        outcome = "success"
+        outcome = "error"
         with structlog.contextvars.bound_contextvars(
             controller=self.name, namespace=req.namespace, name=req.name, reconcile_id=uuid.uuid4().hex[:16]
         ):
             try:
-                result = await self.reconciler(req) or Result()
-            except asyncio.CancelledError:
-                raise
-            except TerminalError as exc:
-                outcome = "error"
-                m.reconcile_errors.labels(self.name).inc()
-                m.terminal_reconcile_errors.labels(self.name).inc()
-                log.error("reconcile_terminal_error", error=str(exc))
-                self.queue.forget(req)
-            except Conflict as exc:
-                outcome = "requeue"
-                log.debug("reconcile_conflict_requeue", error=exc.message)
-                self.queue.add_rate_limited(req)
-            except Exception as exc:
-                outcome = "error"
-                m.reconcile_errors.labels(self.name).inc()
-                if not isinstance(exc, ApiError | RetryableError):
-                    m.reconcile_panics.labels(self.name).inc()
-                log.error(
-                    "reconcile_failed",
-                    error=str(exc),
-                    error_type=type(exc).__name__,
-                    requeues=self.queue.num_requeues(req),
-                    exc_info=not isinstance(exc, ApiError | RetryableError),
-                )
-                self.queue.add_rate_limited(req)
-            else:
-                if result.requeue_after is not None and result.requeue_after > 0:
-                    outcome = "requeue_after"
-                    self.queue.forget(req)
-                    self.queue.add_after(req, result.requeue_after)
-                else:
-                    self.queue.forget(req)
+                outcome = await self._attempt(req)
             finally:
                 m.active_workers.labels(self.name).dec()
                 m.reconcile_total.labels(self.name, outcome).inc()
                 m.reconcile_time.labels(self.name).observe(time.perf_counter() - started)
+
+    async def _attempt(self, req: Request) -> str:
+        """Run the reconciler once and schedule what comes next; the outcome label."""
+        try:
+            result = await self.reconciler(req) or Result()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            return self._failed(req, exc)
+        return self._succeeded(req, result)
+
+    def _succeeded(self, req: Request, result: Result) -> str:
+        """Forget the failures; requeue after `requeue_after` when asked."""
+        self.queue.forget(req)
+        if result.requeue_after is not None and result.requeue_after > 0:
+            self.queue.add_after(req, result.requeue_after)
+            return "requeue_after"
+        return "success"
+
+    def _failed(self, req: Request, exc: Exception) -> str:
+        """Terminal errors are dropped; conflicts and other errors retry rate-limited (other errors logged)."""
+        m = self.metrics
+        if isinstance(exc, TerminalError):
+            m.reconcile_errors.labels(self.name).inc()
+            m.terminal_reconcile_errors.labels(self.name).inc()
+            log.error("reconcile_terminal_error", error=str(exc))
+            self.queue.forget(req)
+            return "error"
+        if isinstance(exc, Conflict):
+            log.debug("reconcile_conflict_requeue", error=exc.message)
+            self.queue.add_rate_limited(req)
+            return "requeue"
+        expected = isinstance(exc, ApiError | RetryableError)
+        m.reconcile_errors.labels(self.name).inc()
+        if not expected:
+            m.reconcile_panics.labels(self.name).inc()
+        log.error("reconcile_failed", error=str(exc), error_type=type(exc).__name__,
+                  requeues=self.queue.num_requeues(req), exc_info=exc if not expected else False)  # fmt: skip
+        self.queue.add_rate_limited(req)
+        return "error"

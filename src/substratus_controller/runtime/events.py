@@ -40,15 +40,16 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Literal, NoReturn
 
 import structlog
 
 from substratus_controller.jsontypes import JSON
 
-from .client import AlreadyExists, ApiError, Client, NotFound, ServerError
+from .client import Client
 from .clock import Clock, RealClock
+from .errors import AlreadyExists, ApiError, NotFound, ServerError
 from .redact import redact
 from .resource import Resource
 from .resources import EVENTS, EVENTS_CORE
@@ -328,7 +329,6 @@ class EventRecorder:
         retry_max_delay: float = 10.0,
         request_timeout: float = 10.0,
         clock: Clock | None = None,
-        wall_clock: Callable[[], datetime] | None = None,
     ) -> None:
         if not _QUALIFIED_NAME.match(component):
             raise ValueError(f"component {component!r} is not a qualified name (e.g. example.com/my-controller)")
@@ -348,7 +348,6 @@ class EventRecorder:
         self.retry_max_delay = retry_max_delay
         self.request_timeout = request_timeout
         self._clock: Clock = clock or RealClock()
-        self._wall = wall_clock or (lambda: datetime.now(UTC))
         self._spam = SpamFilter(now=self._clock.now, burst=burst, refill_interval=refill_interval)
         self.stats = RecorderStats()
         self._pending: OrderedDict[tuple[str, ...], _Pending] = OrderedDict()
@@ -389,7 +388,7 @@ class EventRecorder:
                       name=ref["name"], reason=reason)  # fmt: skip
             return
         key = aggregation_key(ref, type=type, reason=reason, action=action, note=note)
-        mono, wall = self._clock.now(), self._wall()
+        mono, wall = self._clock.now(), self._clock.wall()
         queued = self._pending.get(key)
         if queued is not None:
             queued.count += 1
@@ -450,8 +449,7 @@ class EventRecorder:
                     self._idle.set()
 
     async def _deliver(self, key: tuple[str, ...], item: _Pending) -> None:
-        where = {"kind": item.ref["kind"], "namespace": item.namespace, "name": item.ref["name"],
-                 "reason": item.reason}  # fmt: skip
+        where = {"kind": item.ref["kind"], "namespace": item.namespace, "name": item.ref["name"], "reason": item.reason}
         for attempt in range(1, self.max_tries + 1):
             try:
                 await self._send(key, item)

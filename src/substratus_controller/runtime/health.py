@@ -59,8 +59,9 @@ def _probe(checks: dict[str, Check]) -> Callable[[web.Request], Awaitable[web.St
 class HttpServers:
     """Serves metrics and probes on one or two addresses; `start()`/`stop()`."""
 
-    def __init__(self, *, registry: CollectorRegistry, probes: Probes, metrics_address: str | None,
-                 probe_address: str | None) -> None:  # fmt: skip
+    def __init__(
+        self, *, registry: CollectorRegistry, probes: Probes, metrics_address: str | None, probe_address: str | None
+    ) -> None:
         self.registry = registry
         self.probes = probes
         self._metrics_addr = parse_address(metrics_address)

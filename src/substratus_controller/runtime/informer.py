@@ -8,7 +8,8 @@ Contract (client-go reflector semantics):
   A relist replaces the store and emits `on_add` for new objects, `on_update` for changed ones (by
   resourceVersion) and `on_delete` for objects that vanished meanwhile (synthetic deletes).
 - A watch silent for `idle_timeout` seconds (a frozen connection) is abandoned and re-watched from the
-  last resourceVersion. Other failures retry with `Backoff` (0.8 s -> 30 s with jitter).
+  last resourceVersion. Other failures retry with `Backoff` (0.8 s -> 30 s with jitter). The loop itself
+  is the runtime's one watch loop (watchloop.py); this module adds the store and the handlers.
 - `has_synced()` turns true once the first LIST is in the store and its events are delivered.
 - `resync_period` (optional) re-delivers every stored object as `on_update(obj, obj)` periodically.
 - Waiting (the retry backoff, the resync period) is measured on the injected `Clock` (RealClock by default).
@@ -24,6 +25,7 @@ Contract (client-go reflector semantics):
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -35,11 +37,14 @@ from substratus_controller.jsontypes import JSON
 
 from . import gcpause
 from .backoff import Backoff
-from .client import ApiError, Client, Gone, WatchIdle
+from .client import Client
 from .clock import Clock, RealClock
+from .errors import ApiError
 from .metrics import RuntimeMetrics
 from .resource import Resource
 from .store import IndexFunc, Store, Transform, object_key
+from .watchloop import RELISTED, WatchLoop
+from .watchstream import WatchEvent
 
 log = structlog.get_logger("substratus.runtime.informer")
 
@@ -118,7 +123,6 @@ class Informer:
         clock: Clock | None = None,
     ) -> None:
         self.client = client
-        self.clock: Clock = clock or RealClock()
         self.resource = resource
         self.namespace = namespace
         self.label_selector = label_selector
@@ -130,19 +134,45 @@ class Informer:
         self.resync_period = resync_period
         self.page_size = page_size
         self.yield_every = yield_every
-        self.backoff = backoff or Backoff()
         self._handlers: list[EventHandler] = []
         self._synced = asyncio.Event()
-        self._resource_version = ""
         self._written: dict[str, JSON | None] = {}  # write-through overlay (see observe)
-        self._need_list = True  # a stopped and re-run informer resumes its watch from resource_version
         self._label = str(resource) if namespace is None else f"{resource}@{namespace}"
+        # One loop for the informer's life: a stopped and re-run informer resumes from its resourceVersion.
+        self._watch = WatchLoop(
+            client,
+            resource,
+            namespace,
+            relist=self._relist,
+            label_selector=label_selector,
+            field_selector=field_selector,
+            timeout_seconds=lambda: int(min_watch_timeout * (1 + random.random())),
+            idle_timeout=idle_timeout,
+            backoff=backoff or Backoff(),
+            clock=clock or RealClock(),
+            on_restart=self._restarted,
+            on_error=self._failed,
+        )
 
     # ------------------------------------------------------------------------------------------- API
     @property
+    def clock(self) -> Clock:
+        """The clock the retries, the resync and the loop's waits are measured on."""
+        return self._watch.clock
+
+    @property
+    def backoff(self) -> Backoff:
+        """The retry backoff of the list/watch loop (replaceable, e.g. by a recording one in tests)."""
+        return self._watch.backoff
+
+    @backoff.setter
+    def backoff(self, value: Backoff) -> None:
+        self._watch.backoff = value
+
+    @property
     def resource_version(self) -> str:
         """The resourceVersion the next watch resumes from."""
-        return self._resource_version
+        return self._watch.resource_version or ""
 
     def has_synced(self) -> bool:
         return self._synced.is_set()
@@ -206,37 +236,31 @@ class Informer:
 
     # ------------------------------------------------------------------------------------------- internals
     async def _list_watch_loop(self) -> None:
-        while True:
-            try:
-                if self._need_list:
-                    await self._relist()
-                    self._need_list = False
-                self._need_list = await self._watch_once()
-            except Gone:
-                self._need_list = True
-                self.metrics.informer_watch_restarts.labels(self._label, "gone").inc()
-            except WatchIdle:
-                # Quiet resources look exactly like frozen connections (v1.20 sends nothing on an idle watch),
-                # so this is routine: re-watch from the same resourceVersion.
-                self.metrics.informer_watch_restarts.labels(self._label, "idle").inc()
-                log.debug("watch_idle_rewatch", resource=self._label, idle_timeout=self.idle_timeout)
-            except ApiError as exc:
-                delay = self.backoff.next()
-                self.metrics.informer_watch_restarts.labels(self._label, "error").inc()
-                log.warning(
-                    "list_watch_failed",
-                    resource=self._label,
-                    code=exc.code,
-                    error=exc.message,
-                    retry_in=round(delay, 2),
-                )
-                await self.clock.sleep(delay)
+        async with contextlib.aclosing(self._watch.events()) as events:
+            async for event in events:
+                if event.type != RELISTED:
+                    self._deliver(event)
 
-    async def _relist(self) -> None:
+    def _restarted(self, reason: str, error: ApiError | None) -> None:
+        self.metrics.informer_watch_restarts.labels(self._label, reason).inc()
+        if reason == "idle":
+            # Quiet resources look exactly like frozen connections (v1.20 sends nothing on an idle watch),
+            # so this is routine: re-watch from the same resourceVersion.
+            log.debug("watch_idle_rewatch", resource=self._label, idle_timeout=self.idle_timeout)
+        elif reason == "gone":
+            log.info("watch_expired_relist", resource=self._label, message=error.message if error else "")
+
+    def _failed(self, exc: ApiError, delay: float) -> None:
+        log.warning(
+            "list_watch_failed", resource=self._label, code=exc.code, error=exc.message, retry_in=round(delay, 2)
+        )
+
+    async def _relist(self) -> str:
+        """LIST into the store (emitting the differences); the list's resourceVersion."""
         with gcpause.paused():  # see gcpause: bulk decoding must not trigger collections over the cache
-            await self._relist_paused()
+            return await self._relist_paused()
 
-    async def _relist_paused(self) -> None:
+    async def _relist_paused(self) -> str:
         self.metrics.informer_relists.labels(self._label).inc()
         fresh: dict[str, JSON] = {}
         token: str | None = None
@@ -279,59 +303,32 @@ class Informer:
             count += 1
             if count % self.yield_every == 0:
                 await asyncio.sleep(0)
-        self._resource_version = list_rv
         self.metrics.informer_objects.labels(self._label).set(len(store))
         if not self._synced.is_set():
             log.info("informer_synced", resource=self._label, objects=len(store))
             self._synced.set()
+        return list_rv
 
-    async def _watch_once(self) -> bool:
-        """One watch request; returns True when a relist is needed."""
-        timeout = int(self.min_watch_timeout * (1 + random.random()))
-        self.metrics.informer_watch_restarts.labels(self._label, "watch").inc()
-        events = self.client.watch(
-            self.resource,
-            self.namespace,
-            resource_version=self._resource_version,
-            timeout_seconds=timeout,
-            label_selector=self.label_selector,
-            field_selector=self.field_selector,
-            idle_timeout=self.idle_timeout,
-        )
+    def _deliver(self, event: WatchEvent) -> None:
+        """One watch event into the store, then to the handlers."""
+        raw = event.object
+        raw.setdefault("apiVersion", self.resource.api_version)
+        raw.setdefault("kind", self.resource.kind)
         store = self.store
-        objects = self.metrics.informer_objects.labels(self._label)
-        async for event in events:
-            raw = event.object
-            if event.type == "ERROR":
-                code = int(raw.get("code", 0))
-                if code == 410:
-                    self.metrics.informer_watch_restarts.labels(self._label, "gone").inc()
-                    log.info("watch_expired_relist", resource=self._label, message=raw.get("message", ""))
-                    return True
-                raise ApiError(str(raw.get("message", "watch error")), code=code, status=raw)
-            rv = _rv(raw)
-            if rv:
-                self._resource_version = rv
-            if event.type == "BOOKMARK":
-                continue
-            raw.setdefault("apiVersion", self.resource.api_version)
-            raw.setdefault("kind", self.resource.kind)
-            obj = store.prepare(raw)
-            key = object_key(obj)
-            if event.type == "DELETED":
-                store.delete(key)
-                self._settle(key, None)
-                self._emit_delete(obj)  # the final state, as client-go delivers it
+        obj = store.prepare(raw)
+        key = object_key(obj)
+        if event.type == "DELETED":
+            store.delete(key)
+            self._settle(key, None)
+            self._emit_delete(obj)  # the final state, as client-go delivers it
+        else:
+            old = store.upsert(obj)
+            self._settle(key, obj)
+            if old is None:
+                self._emit_add(obj)
             else:
-                old = store.upsert(obj)
-                self._settle(key, obj)
-                if old is None:
-                    self._emit_add(obj)
-                else:
-                    self._emit_update(old, obj)
-            objects.set(len(store))
-            self.backoff.reset()
-        return False
+                self._emit_update(old, obj)
+        self.metrics.informer_objects.labels(self._label).set(len(store))
 
     async def _resync_loop(self) -> None:
         assert self.resync_period is not None

@@ -49,7 +49,6 @@ import socket
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import NoReturn
 
 import structlog
@@ -57,11 +56,13 @@ import structlog
 from substratus_controller.jsontypes import JSON
 
 from .backoff import Backoff
-from .client import AlreadyExists, ApiError, Client, Conflict, Forbidden, NotFound
+from .client import Client
 from .clock import Clock, RealClock
+from .errors import AlreadyExists, ApiError, Conflict, Forbidden, NotFound
 from .metrics import RuntimeMetrics
 from .resources import LEASES
 from .times import micro_time
+from .watchloop import WatchLoop
 
 __all__ = ["LeaderElectionRecord", "LeaderElector", "LeadershipLost", "default_identity"]
 
@@ -340,7 +341,7 @@ class LeaderElector:
         self._observed_time = self._clock.now()
 
     def _record(self, *, acquire_time: str | None, transitions: int) -> LeaderElectionRecord:
-        now = micro_time(datetime.now(UTC))
+        now = micro_time(self._clock.wall())
         return LeaderElectionRecord(
             holder_identity=self.identity,
             lease_duration_seconds=math.ceil(self.lease_duration),
@@ -413,7 +414,7 @@ class LeaderElector:
         """Hand the Lease over: holderIdentity="" and leaseDurationSeconds=1, conditionally on our last write."""
         if self._lease is None or not self._holds_observed():
             return True
-        now = micro_time(datetime.now(UTC))
+        now = micro_time(self._clock.wall())
         record = LeaderElectionRecord(
             holder_identity="",
             lease_duration_seconds=1,
@@ -484,26 +485,28 @@ class LeaderElector:
     # ------------------------------------------------------------------------------------------- watch
     async def _watch(self) -> None:
         """Feed Lease changes into the observed record while waiting (an accelerator, never authoritative)."""
-        backoff = Backoff(initial=self.retry_period, maximum=max(30.0, self.retry_period))
+        loop = WatchLoop(
+            self._client, LEASES, self.namespace, field_selector=f"metadata.name={self.name}", allow_bookmarks=False,
+            backoff=Backoff(initial=self.retry_period, maximum=max(30.0, self.retry_period)), clock=self._clock,
+            retryable=lambda exc: not isinstance(exc, Forbidden), on_error=self._watch_failed,
+            empty_pause=self.retry_period,
+        )  # fmt: skip
         while True:
             try:
-                async for event in self._client.watch(
-                    LEASES, self.namespace, field_selector=f"metadata.name={self.name}", allow_bookmarks=False,
-                    timeout_seconds=300,
-                ):  # fmt: skip
+                async for event in loop.events():
                     if event.type in ("ADDED", "MODIFIED"):
                         self._observe(event.object)
                         self._maybe_report_transition()
                     elif event.type == "DELETED":
                         self._changed.set()
-                    elif event.type == "ERROR":
-                        break
-                backoff.reset()
             except Forbidden:
                 log.info("leader_election_watch_forbidden", lease=self.name)
                 return
-            except ApiError as exc:
-                log.debug("leader_election_watch_failed", lease=self.name, code=exc.code, error=exc.message)
             except Exception as exc:  # an accelerator must never break the election: log and keep polling
                 log.warning("leader_election_watch_error", lease=self.name, error=repr(exc))
-            await self._clock.sleep(backoff.next())
+                await self._clock.sleep(self.retry_period)
+
+    def _watch_failed(self, exc: ApiError, delay: float) -> None:
+        log.debug(
+            "leader_election_watch_failed", lease=self.name, code=exc.code, error=exc.message, retry_in=round(delay, 2)
+        )

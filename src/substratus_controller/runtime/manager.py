@@ -72,8 +72,9 @@ class _Runnable:
 class Manager:
     """See module docstring. Build it, add controllers, then `await run()`."""
 
-    def __init__(self, client: Client, options: ManagerOptions | None = None, *,
-                 metrics: RuntimeMetrics | None = None) -> None:  # fmt: skip
+    def __init__(
+        self, client: Client, options: ManagerOptions | None = None, *, metrics: RuntimeMetrics | None = None
+    ) -> None:
         self.client = client
         self.options = options or ManagerOptions()
         self.metrics = metrics or client.metrics

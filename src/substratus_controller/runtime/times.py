@@ -1,7 +1,7 @@
 """Kubernetes' time formats (pure): metav1.Time (RFC 3339, whole seconds, UTC) and metav1.MicroTime.
 
-The one formatter and parser of API timestamps; callers pass the time (a Clock's reading), nothing here
-reads the clock except `now_rfc3339`, for callers that have no Clock.
+The one formatter and parser of API timestamps; callers pass the time (a Clock's `wall()`): nothing here
+reads the clock.
 """
 
 from __future__ import annotations
@@ -22,8 +22,3 @@ def micro_time(when: datetime) -> str:
 def parse_rfc3339(value: str) -> datetime:
     """A metav1.Time or MicroTime string as an aware datetime."""
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
-
-
-def now_rfc3339() -> str:
-    """The wall clock as metav1.Time."""
-    return rfc3339(datetime.now(UTC))

@@ -61,12 +61,13 @@ import structlog
 
 from substratus_controller.jsontypes import JSON
 from substratus_controller.runtime.backoff import Backoff
-from substratus_controller.runtime.client import AlreadyExists, ApiError, Client, Conflict, Forbidden, NotFound
+from substratus_controller.runtime.client import Client
+from substratus_controller.runtime.clock import wall_rfc3339
+from substratus_controller.runtime.errors import AlreadyExists, ApiError, Conflict, Forbidden, NotFound
 from substratus_controller.runtime.informer import FuncHandler, Informer
 from substratus_controller.runtime.ratelimit import ItemExponentialFailureRateLimiter
 from substratus_controller.runtime.resources import NODES, PODS
 from substratus_controller.runtime.store import object_key
-from substratus_controller.runtime.times import now_rfc3339
 from substratus_controller.runtime.workqueue import RateLimitingQueue, ShutDown
 
 __all__ = ["GPU_RESOURCE", "Outcome", "Rule", "SimulatedKubelet", "default_rules"]
@@ -144,7 +145,7 @@ def pod_images(pod: JSON) -> list[str]:
 
 # ------------------------------------------------------------------------------------------------ helpers
 def _now() -> str:
-    return now_rfc3339()
+    return wall_rfc3339()
 
 
 def _digest(*parts: str) -> str:
@@ -295,8 +296,9 @@ class SimulatedKubelet:
         )
         informer = Informer(self.client, PODS, namespace=self.namespace, resync_period=self.resync_period)
         self._queue, self._informer = queue, informer
-        informer.add_handler(FuncHandler(add=self._enqueue, update=lambda _old, new: self._enqueue(new),
-                                         delete=self._on_delete))  # fmt: skip
+        informer.add_handler(
+            FuncHandler(add=self._enqueue, update=lambda _old, new: self._enqueue(new), delete=self._on_delete)
+        )
         tasks: list[asyncio.Task[None]] = []
         try:
             await self._register_node_until_done()
@@ -441,8 +443,9 @@ class SimulatedKubelet:
                 queue.add_rate_limited(key)
             except Exception as exc:
                 self.counts["error"] += 1
-                log.exception("pod_sync_failed", pod=key, node=self.node_name, error=str(exc),
-                              retries=queue.num_requeues(key))  # fmt: skip
+                log.exception(
+                    "pod_sync_failed", pod=key, node=self.node_name, error=str(exc), retries=queue.num_requeues(key)
+                )
                 queue.add_rate_limited(key)
             else:
                 queue.forget(key)
@@ -585,8 +588,9 @@ class SimulatedKubelet:
             "lastState": {},
         }
 
-    def _terminated_status(self, pod: JSON, container: JSON, exit_code: int, reason: str, *, started_at: str,
-                           finished_at: str) -> JSON:  # fmt: skip
+    def _terminated_status(
+        self, pod: JSON, container: JSON, exit_code: int, reason: str, *, started_at: str, finished_at: str
+    ) -> JSON:
         st = self._base_container_status(pod, container)
         terminated = {"exitCode": exit_code, "reason": reason, "startedAt": started_at, "finishedAt": finished_at,
                       "containerID": st["containerID"]}  # fmt: skip
@@ -654,8 +658,7 @@ class SimulatedKubelet:
         statuses: list[JSON] = []
         for c in spec.get("containers") or ():
             started_at = ((previous.get(c.get("name")) or {}).get("state") or {}).get("running", {}).get("startedAt")
-            st = self._terminated_status(pod, c, exit_code, reason, started_at=started_at or now,
-                                         finished_at=now)  # fmt: skip
+            st = self._terminated_status(pod, c, exit_code, reason, started_at=started_at or now, finished_at=now)
             statuses.append(st | {"ready": False, "started": False})
         conditions = [c for c in status.get("conditions") or () if c.get("type") not in ("Ready", "ContainersReady")]
         conditions += [

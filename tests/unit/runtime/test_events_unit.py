@@ -39,8 +39,7 @@ def obj(name: str = "m1", namespace: str | None = "ns", uid: str = "u-1") -> dic
 def recorder(clock: FakeClock, **options: Any) -> EventRecorder:
     cfg = Configuration()
     cfg.host = "https://127.0.0.1:1"
-    return EventRecorder(Client(cfg), component="substratus.ai/test", instance="i-0", clock=clock,
-                         wall_clock=lambda: T0, **options)  # fmt: skip
+    return EventRecorder(Client(cfg), component="substratus.ai/test", instance="i-0", clock=clock, **options)
 
 
 # ------------------------------------------------------------------------------------------------- redact
