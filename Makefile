@@ -23,6 +23,7 @@ test-real: bootstrap
 lint: bootstrap
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/python hack/fmt_skip.py --check
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 	$(BIN)/python hack/generate.py --check

@@ -20,7 +20,8 @@ import pytest
 from substratus_controller.constants import Kind
 from substratus_controller.resources import RESOURCE_OF
 from substratus_controller.runtime import resources as k8s
-from substratus_controller.runtime.client import Client, NotFound
+from substratus_controller.runtime.client import Client
+from substratus_controller.runtime.errors import NotFound
 from substratus_controller.testing.kubelet import Rule
 from substratus_controller.testing.stack import Stack
 

@@ -36,7 +36,8 @@ from substratus_controller.cloud.local import LocalDriver
 from substratus_controller.constants import Kind
 from substratus_controller.plugins.tarball import pack
 from substratus_controller.runtime import resources as k8s
-from substratus_controller.runtime.client import Client, NotFound
+from substratus_controller.runtime.client import Client
+from substratus_controller.runtime.errors import NotFound
 from substratus_controller.testing.controlplane import free_port
 from substratus_controller.testing.stack import Stack
 
@@ -322,14 +323,16 @@ async def test_notebook_dir_builds_and_syncs_changes_back(
     fake.pod_file("/content/src/model.py", "VERSION = 2\n")
     fake.pod_file("/content/analysis.ipynb", '{"cells": []}\n')
     fake.pod_file("/content/data/train.csv", "a,b\n")
-    fake.watch_events([
-        {"path": "/content/src/model.py", "op": "WRITE"},
-        {"path": "/content/analysis.ipynb", "op": "CREATE"},
-        {"path": "/content/old.py", "op": "REMOVE"},
-        {"path": "/content/scratch/tmp.txt", "op": "REMOVE"},
-        {"path": "/content/data/train.csv", "op": "CREATE"},  # a mounted bucket: skipped
-        {"path": "/content/.ipynb_checkpoints/analysis-checkpoint.ipynb", "op": "CREATE"},  # dot-dir: skipped
-    ])  # fmt: skip
+    fake.watch_events(
+        [
+            {"path": "/content/src/model.py", "op": "WRITE"},
+            {"path": "/content/analysis.ipynb", "op": "CREATE"},
+            {"path": "/content/old.py", "op": "REMOVE"},
+            {"path": "/content/scratch/tmp.txt", "op": "REMOVE"},
+            {"path": "/content/data/train.csv", "op": "CREATE"},  # a mounted bucket: skipped
+            {"path": "/content/.ipynb_checkpoints/analysis-checkpoint.ipynb", "op": "CREATE"},  # dot-dir: skipped
+        ]
+    )
     port = free_port()
     plugin = await Plugin.start(
         [script("kubectl-notebook"), "-n", namespace, "-d", str(work), "--no-open-browser", "--port", str(port),

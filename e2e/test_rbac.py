@@ -29,7 +29,8 @@ from e2e.conftest import RULES
 from substratus_controller.constants import Kind
 from substratus_controller.resources import RESOURCE_OF
 from substratus_controller.runtime import resources as k8s
-from substratus_controller.runtime.client import Client, NotFound
+from substratus_controller.runtime.client import Client
+from substratus_controller.runtime.errors import NotFound
 from substratus_controller.runtime.resource import Resource
 from substratus_controller.testing.stack import SIMULATED_REGISTRY, ControllerProcess, Stack
 

@@ -68,8 +68,10 @@ async def enter_or_interrupt() -> None:
 
 async def main(hold: bool) -> int:
     started = time.monotonic()
-    say("demo: starting etcd, kube-apiserver, kube-controller-manager, a real node (kubelet, kube-scheduler, "
-        "containerd with the reference images) and the controller")  # fmt: skip
+    say(
+        "demo: starting etcd, kube-apiserver, kube-controller-manager, a real node (kubelet, kube-scheduler, "
+        "containerd with the reference images) and the controller"
+    )
     async with Stack(node="real", log=lambda m: say(f"demo: {m}")) as stack:
         say(f"demo: up in {time.monotonic() - started:.0f}s")
 
@@ -100,8 +102,10 @@ async def main(hold: bool) -> int:
         with stack.port_forward("default", f"pod/{NAME}-notebook", 8888) as port:
             status = await asyncio.to_thread(get, port, "/api/status", token)
             files = await asyncio.to_thread(get, port, "/api/contents", token)
-            say(f"  Jupyter is up since {status['started']}; /content holds "
-                f"{', '.join(sorted(f['name'] for f in files['content']))}")  # fmt: skip
+            say(
+                f"  Jupyter is up since {status['started']}; /content holds "
+                f"{', '.join(sorted(f['name'] for f in files['content']))}"
+            )
             say(f"  open it: http://localhost:{port}/?token={token}")
             if hold:
                 say("\ndemo: holding; press Enter (or Ctrl-C) to stop everything")

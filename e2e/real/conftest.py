@@ -18,7 +18,8 @@ import pytest
 
 from e2e.conftest import eventually
 from substratus_controller.runtime import resources as k8s
-from substratus_controller.runtime.client import Client, NotFound
+from substratus_controller.runtime.client import Client
+from substratus_controller.runtime.errors import NotFound
 from substratus_controller.testing.controlplane import default_cache_dir
 from substratus_controller.testing.stack import Stack
 

@@ -104,8 +104,9 @@ def registry_of(stack: Stack) -> str:
 
 
 # ----------------------------------------------------------------------------------------------------- git
-async def test_git_builds_from_a_tag_a_branch_and_a_path(real_stack: Stack, real_client: Client, ns: str,
-                                                          tmp_path: Path) -> None:  # fmt: skip
+async def test_git_builds_from_a_tag_a_branch_and_a_path(
+    real_stack: Stack, real_client: Client, ns: str, tmp_path: Path
+) -> None:
     node = real_stack.node
     assert node is not None
     base = real_stack.bases[images.PYTHON_REF]
@@ -161,8 +162,9 @@ async def applybuild(stack: Stack, tmp: Path, ns: str, manifest_path: Path, cont
     bindir.mkdir()
     with kubectl_on_path(kubectl_binaries()["current"], bindir) as env:
         env["KUBECONFIG"] = str(stack.kubeconfig)
-        plugin = Plugin(["kubectl", "applybuild", "-n", ns, "-f", str(manifest_path), str(context), "--timeout",
-                         "5m"], env)  # fmt: skip
+        plugin = Plugin(
+            ["kubectl", "applybuild", "-n", ns, "-f", str(manifest_path), str(context), "--timeout", "5m"], env
+        )
         code = await asyncio.to_thread(plugin.proc.wait, 330)
         await asyncio.sleep(0.2)  # the pump thread reads the last lines
         return code, plugin.drain()
@@ -215,8 +217,9 @@ async def test_upload_builds_through_applybuild_fail_then_succeed_then_skip(
     assert condition(again, "Built")["status"] == "True"
 
 
-async def test_kubectl_notebook_builds_from_a_directory(real_stack: Stack, real_client: Client, ns: str,
-                                                       tmp_path: Path) -> None:  # fmt: skip
+async def test_kubectl_notebook_builds_from_a_directory(
+    real_stack: Stack, real_client: Client, ns: str, tmp_path: Path
+) -> None:
     base = real_stack.bases[images.reference_ref("notebook")]
     work = tmp_path / "nb"
     work.mkdir()
@@ -232,8 +235,9 @@ async def test_kubectl_notebook_builds_from_a_directory(real_stack: Stack, real_
             await asyncio.to_thread(plugin.wait_for, r"http://localhost:\d+/\?token=", 300)
             obj = await get(real_client, Kind.NOTEBOOK, ns, "built-lab")
             assert obj["spec"]["image"].startswith(f"{registry_of(real_stack)}/")
-            ran = await real_stack.kubectl("exec", "-n", ns, "built-lab-notebook", "-c", "notebook", "--",
-                                           "python3", "/content/hello.py")  # fmt: skip
+            ran = await real_stack.kubectl(
+                "exec", "-n", ns, "built-lab-notebook", "-c", "notebook", "--", "python3", "/content/hello.py"
+            )
             assert ran.stdout.strip() == "hello from a directory only the plugin saw"
         finally:
             plugin.proc.terminate()
@@ -253,15 +257,17 @@ async def test_a_git_server_that_is_not_there_is_named(real_stack: Stack, real_c
     assert f"unable to connect to {node.ip}" in built["message"], built
 
 
-async def test_a_registry_that_is_not_there_is_named(real_stack: Stack, real_client: Client, ns: str,
-                                                    tmp_path: Path) -> None:  # fmt: skip
+async def test_a_registry_that_is_not_there_is_named(
+    real_stack: Stack, real_client: Client, ns: str, tmp_path: Path
+) -> None:
     """The controller restarted with REGISTRY_URL pointing where nothing listens (then restored)."""
     node = real_stack.node
     assert node is not None
     nowhere = f"{node.ip}:5999"
     # FROM scratch: nothing to pull, so the push is the first registry request (and the build is quick)
-    repo = context_dir(node.git_root / "for-nowhere", "never-runs", base="scratch",
-                       dockerfile="FROM {base}\nCOPY app.py /app.py\n")  # fmt: skip
+    repo = context_dir(
+        node.git_root / "for-nowhere", "never-runs", base="scratch", dockerfile="FROM {base}\nCOPY app.py /app.py\n"
+    )
     git(repo, "init", "-q", "-b", "main")
     git(repo, "add", "-A")
     git(repo, "commit", "-q", "-m", "one")
@@ -272,8 +278,9 @@ async def test_a_registry_that_is_not_there_is_named(real_stack: Stack, real_cli
         body = manifest("Dataset", "no-registry", {"build": {"git": {"url": f"{node.s.git_url}/for-nowhere"}},
                                                    "resources": JOB_RESOURCES})  # fmt: skip
         await real_stack.kubectl("apply", "-n", ns, "-f", "-", input=yaml.safe_dump(body))
-        await wait_condition(real_client, Kind.DATASET, ns, "no-registry", "Built", "False", reason="BuildFailed",
-                             timeout=180)  # fmt: skip
+        await wait_condition(
+            real_client, Kind.DATASET, ns, "no-registry", "Built", "False", reason="BuildFailed", timeout=180
+        )
         built = condition(await get(real_client, Kind.DATASET, ns, "no-registry"), "Built")
         assert f"to registry {nowhere}" in built["message"], built
     finally:

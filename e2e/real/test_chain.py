@@ -21,7 +21,8 @@ from e2e.real.conftest import ROOT, namespace_for
 from substratus_controller.constants import Kind
 from substratus_controller.resources import RESOURCE_OF
 from substratus_controller.runtime import resources as k8s
-from substratus_controller.runtime.client import Client, NotFound
+from substratus_controller.runtime.client import Client
+from substratus_controller.runtime.errors import NotFound
 from substratus_controller.testing.stack import Stack
 
 KINDS = "datasets,models,notebooks,servers"
@@ -49,8 +50,9 @@ async def chain(real_stack: Stack, real_client: Client) -> AsyncIterator[str]:
     """A namespace with examples/ applied and Ready (deleted, pods and all, after the module)."""
     async with namespace_for(real_client, "chain") as ns:
         await real_stack.kubectl("apply", "-n", ns, "-R", "-f", str(ROOT / "examples"))
-        waited = await real_stack.kubectl("wait", "-n", ns, "--for=condition=Ready", KINDS, "--all",
-                                          "--timeout=180s", check=False)  # fmt: skip
+        waited = await real_stack.kubectl(
+            "wait", "-n", ns, "--for=condition=Ready", KINDS, "--all", "--timeout=180s", check=False
+        )
         pods = (await real_stack.kubectl("get", "pods", "-n", ns, "-o", "wide", check=False)).stdout
         assert waited.returncode == 0, f"{waited.stderr}\n{pods}\n{real_stack.tail_log()}"
         yield ns
@@ -99,8 +101,7 @@ async def test_chain_runs_in_real_containers(real_stack: Stack, real_client: Cli
     assert "HOME=/home/substratus" in out.stdout
 
 
-async def test_noop_resync_with_real_pods_writes_nothing(real_stack: Stack, real_client: Client,
-                                                        chain: str) -> None:  # fmt: skip
+async def test_noop_resync_with_real_pods_writes_nothing(real_stack: Stack, real_client: Client, chain: str) -> None:
     ns, client = chain, real_client
     await asyncio.sleep(3)  # let the last pod status updates land
 
@@ -117,8 +118,9 @@ async def test_noop_resync_with_real_pods_writes_nothing(real_stack: Stack, real
     assert await resource_versions(client, ns) == before
 
 
-async def test_rerun_on_the_real_node_changes_the_trained_output(real_stack: Stack, real_client: Client,
-                                                                 chain: str) -> None:  # fmt: skip
+async def test_rerun_on_the_real_node_changes_the_trained_output(
+    real_stack: Stack, real_client: Client, chain: str
+) -> None:
     ns, client = chain, real_client
     trained = await get(client, Kind.MODEL, ns, "facebook-opt-125m-squad")
     out_dir = artifacts(real_stack, trained)
@@ -126,8 +128,9 @@ async def test_rerun_on_the_real_node_changes_the_trained_output(real_stack: Sta
 
     # epochs 1 -> 3: a new run (SpecChanged), a different model
     await client.patch(RESOURCE_OF[Kind.MODEL], "facebook-opt-125m-squad", {"spec": {"params": {"epochs": 3}}}, ns)
-    await wait_condition(client, Kind.MODEL, ns, "facebook-opt-125m-squad", "Complete", "False", reason="SpecChanged",
-                         timeout=30)  # fmt: skip
+    await wait_condition(
+        client, Kind.MODEL, ns, "facebook-opt-125m-squad", "Complete", "False", reason="SpecChanged", timeout=30
+    )
     await wait_condition(client, Kind.MODEL, ns, "facebook-opt-125m-squad", "Ready", "True", timeout=90)
     assert read_json(out_dir / "training.json")["epochs"] == 3
     second_model = (out_dir / "model.json").read_bytes()
@@ -144,8 +147,9 @@ async def test_rerun_on_the_real_node_changes_the_trained_output(real_stack: Sta
     await client.patch(
         RESOURCE_OF[Kind.MODEL], "facebook-opt-125m-squad", {"spec": {"dataset": {"name": "trivia"}}}, ns
     )
-    await wait_condition(client, Kind.MODEL, ns, "facebook-opt-125m-squad", "Complete", "False", reason="SpecChanged",
-                         timeout=30)  # fmt: skip
+    await wait_condition(
+        client, Kind.MODEL, ns, "facebook-opt-125m-squad", "Complete", "False", reason="SpecChanged", timeout=30
+    )
     await wait_condition(client, Kind.MODEL, ns, "facebook-opt-125m-squad", "Ready", "True", timeout=90)
     training = read_json(out_dir / "training.json")
     assert training["dataset_sha256"] == trivia["sha256"]
@@ -167,8 +171,10 @@ async def test_deleting_a_parent_removes_its_real_pods(real_stack: Stack, real_c
     async def gone() -> bool:
         pods = (await client.list(k8s.PODS, ns))["items"]
         running = [p["metadata"]["name"] for p in pods if p["status"].get("phase") == "Running"]
-        for res, name in ((k8s.DEPLOYMENTS, "facebook-opt-125m-squad-server"),
-                          (k8s.SERVICES, "facebook-opt-125m-squad-server")):  # fmt: skip
+        for res, name in (
+            (k8s.DEPLOYMENTS, "facebook-opt-125m-squad-server"),
+            (k8s.SERVICES, "facebook-opt-125m-squad-server"),
+        ):
             try:
                 await client.get(res, name, ns)
                 return False

@@ -51,8 +51,9 @@ CASES: list[tuple[Kind, str, dict[str, Any], str, str, list[str]]] = [
 ]  # fmt: skip
 
 
-async def test_failures_of_real_containers_are_reported(real_stack: Stack, real_client: Client,
-                                                        real_namespace: str) -> None:  # fmt: skip
+async def test_failures_of_real_containers_are_reported(
+    real_stack: Stack, real_client: Client, real_namespace: str
+) -> None:
     ns, client = real_namespace, real_client
     base = manifest("Model", "base", {"image": "substratus.local/model-importer:0.1",
                                       "params": {"name": "facebook/opt-125m"}, "resources": SMALL})  # fmt: skip
@@ -74,8 +75,9 @@ async def test_failures_of_real_containers_are_reported(real_stack: Stack, real_
     for _kind, name, _, _, reason, _ in CASES:
 
         async def warned(name: str = name, reason: str = reason) -> bool:
-            return any(e.get("type") == "Warning" and e.get("reason") == reason
-                       for e in await events_for(client, ns, name))  # fmt: skip
+            return any(
+                e.get("type") == "Warning" and e.get("reason") == reason for e in await events_for(client, ns, name)
+            )
 
         await eventually(warned, timeout=10)
 
@@ -88,8 +90,9 @@ async def test_failures_of_real_containers_are_reported(real_stack: Stack, real_
     assert not changed, json.dumps(changed, indent=1)
 
 
-async def test_a_fixed_spec_recovers_from_a_pull_failure(real_stack: Stack, real_client: Client,
-                                                        real_namespace: str) -> None:  # fmt: skip
+async def test_a_fixed_spec_recovers_from_a_pull_failure(
+    real_stack: Stack, real_client: Client, real_namespace: str
+) -> None:
     """Level-based: the failure is not terminal; a corrected image runs (a new run) and completes."""
     ns, client = real_namespace, real_client
     spec = {"image": MISSING_IMAGE, "params": {"name": "facebook/opt-125m"}, "resources": SMALL}

@@ -27,7 +27,8 @@ from e2e.real.conftest import SEEN_TOKENS, kubectl_binaries
 from e2e.real.pluginproc import Plugin, kubectl_on_path
 from substratus_controller.constants import Kind
 from substratus_controller.runtime import resources as k8s
-from substratus_controller.runtime.client import Client, NotFound
+from substratus_controller.runtime.client import Client
+from substratus_controller.runtime.errors import NotFound
 from substratus_controller.testing.controlplane import free_port
 from substratus_controller.testing.stack import Stack
 
@@ -35,8 +36,9 @@ URL = re.compile(r"http://localhost:(\d+)/\?token=(\S+)")
 
 
 def jupyter(port: int, path: str, token: str | None, *, method: str = "GET", body: Any = None) -> tuple[int, Any]:
-    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method=method,
-                                 data=json.dumps(body).encode() if body is not None else None)  # fmt: skip
+    req = urllib.request.Request(
+        f"http://127.0.0.1:{port}{path}", method=method, data=json.dumps(body).encode() if body is not None else None
+    )
     if token:
         req.add_header("Authorization", f"token {token}")
     if body is not None:
@@ -58,8 +60,9 @@ async def within(plugin: Plugin, check: Callable[[], Awaitable[bool]], *, timeou
 
 
 @pytest.mark.parametrize("version", ["v1.20", "current"])
-async def test_kubectl_notebook_on_a_real_pod(version: str, real_stack: Stack, real_client: Client,
-                                              real_namespace: str, tmp_path: Path) -> None:  # fmt: skip
+async def test_kubectl_notebook_on_a_real_pod(
+    version: str, real_stack: Stack, real_client: Client, real_namespace: str, tmp_path: Path
+) -> None:
     ns, client = real_namespace, real_client
     binary = kubectl_binaries()[version]
     work = tmp_path / "work"
@@ -88,8 +91,9 @@ async def test_kubectl_notebook_on_a_real_pod(version: str, real_stack: Stack, r
 
             # a file saved through Jupyter (into the writable /content) comes back into the local directory
             saved = {"type": "file", "format": "text", "content": "hello from the pod\n"}
-            status, _ = await asyncio.to_thread(jupyter, port, "/api/contents/notes.txt", token, method="PUT",
-                                                body=saved)  # fmt: skip
+            status, _ = await asyncio.to_thread(
+                jupyter, port, "/api/contents/notes.txt", token, method="PUT", body=saved
+            )
             assert status in (200, 201)
 
             def synced(name: str, text: str) -> Callable[[], Awaitable[bool]]:
@@ -118,8 +122,9 @@ async def test_kubectl_notebook_on_a_real_pod(version: str, real_stack: Stack, r
 
             await within(plugin, new_pod_serves, timeout=120)
             again = {"type": "file", "format": "text", "content": "after the restart\n"}
-            status, _ = await asyncio.to_thread(jupyter, port, "/api/contents/again.txt", token, method="PUT",
-                                                body=again)  # fmt: skip
+            status, _ = await asyncio.to_thread(
+                jupyter, port, "/api/contents/again.txt", token, method="PUT", body=again
+            )
             assert status in (200, 201)
             await within(plugin, synced("again.txt", "after the restart\n"), timeout=30)
         finally:

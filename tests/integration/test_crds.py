@@ -209,7 +209,7 @@ def test_kubectl_get_ai_lists_all_kinds_with_ready_reason_age(
     }
     assert rows["model.substratus.ai/model-git-tag"][1:3] == ["true", "JobComplete"]
     assert rows["server.substratus.ai/server-git-tag"][1:3] == ["true", "DeploymentReady"]
-    # Short names resolve too. (`ds` is also declared, as decisions.md asks, but kubectl resolves it to the
+    # Short names resolve too. (`ds` is also declared, as docs/decisions.md asks, but kubectl resolves it to the
     # built-in DaemonSets first and only warns about datasets.)
     assert "dataset-git-tag" in kubectl("get", "data", "-n", namespace).stdout
     assert "dataset-git-tag" not in kubectl("get", "ds", "-n", namespace).stdout
@@ -228,8 +228,10 @@ def test_cli_output_applies_with_kubectl(control_plane: ControlPlane, kubectl: K
     def crds(*flags: str) -> str:
         return subprocess.run(
             [sys.executable, "-m", "substratus_controller.cli", "crds", *flags],
-            capture_output=True, text=True, check=True,
-        ).stdout  # fmt: skip
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
 
     applied = kubectl("apply", "-f", "-", input=crds("--no-cel"))
     assert applied.stdout.count("customresourcedefinition.apiextensions.k8s.io/") == 4

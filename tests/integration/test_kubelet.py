@@ -16,7 +16,8 @@ import pytest
 from structlog.testing import capture_logs
 
 from substratus_controller.jsontypes import JSON
-from substratus_controller.runtime.client import MERGE_PATCH, ApiError, Client, NotFound, ServerError
+from substratus_controller.runtime.client import MERGE_PATCH, Client
+from substratus_controller.runtime.errors import ApiError, NotFound, ServerError
 from substratus_controller.runtime.resources import DEPLOYMENTS, JOBS, NODES, PODS, SERVICEACCOUNTS
 from substratus_controller.testing import ControlPlane
 from substratus_controller.testing.kubelet import GPU_RESOURCE, Rule, SimulatedKubelet, default_rules
@@ -59,8 +60,9 @@ def container(name: str, image: str, **extra: Any) -> JSON:
     return {"name": name, "image": image, **extra}
 
 
-def pod_body(name: str, image: str, *, labels: dict[str, str] | None = None, restart: str = "Always",
-             **spec: Any) -> JSON:  # fmt: skip
+def pod_body(
+    name: str, image: str, *, labels: dict[str, str] | None = None, restart: str = "Always", **spec: Any
+) -> JSON:
     return {
         "apiVersion": "v1",
         "kind": "Pod",
@@ -163,8 +165,9 @@ def test_rules_match_images_labels_annotations_namespace() -> None:
 
 # ------------------------------------------------------------------------------------------------ node
 async def test_node_is_ready_with_gpu_capacity(client: Client, kubelets: KubeletFactory) -> None:
-    kubelet = await kubelets(node_name="sim-gpu-node", gpus=4, node_labels={"gpu-type": "nvidia-l4"},
-                             heartbeat_interval=0.5)  # fmt: skip
+    kubelet = await kubelets(
+        node_name="sim-gpu-node", gpus=4, node_labels={"gpu-type": "nvidia-l4"}, heartbeat_interval=0.5
+    )
     node = await client.get(NODES, "sim-gpu-node")
     assert conditions(node) == {"Ready": "True", "MemoryPressure": "False", "DiskPressure": "False",
                                 "PIDPressure": "False"}  # fmt: skip
@@ -305,8 +308,7 @@ async def test_init_containers_complete_first(client: Client, ns: str, kubelets:
     assert init["state"]["terminated"]["exitCode"] == 0
 
 
-async def test_failing_image_in_long_running_pod_crash_loops(client: Client, ns: str,
-                                                              kubelets: KubeletFactory) -> None:  # fmt: skip
+async def test_failing_image_in_long_running_pod_crash_loops(client: Client, ns: str, kubelets: KubeletFactory) -> None:
     await kubelets()
     await client.create(PODS, pod_body("crash", "server:fail"), ns)
 
@@ -469,8 +471,9 @@ async def test_deleted_pod_with_finalizer_waits_for_it(client: Client, ns: str, 
 
 
 # ------------------------------------------------------------------------------------------------ robustness
-async def test_restarted_kubelet_adopts_pods_without_redoing_work(client: Client, ns: str,
-                                                                  kubelets: KubeletFactory) -> None:  # fmt: skip
+async def test_restarted_kubelet_adopts_pods_without_redoing_work(
+    client: Client, ns: str, kubelets: KubeletFactory
+) -> None:
     first = await kubelets(namespace=ns)
     await client.create(PODS, pod_body("long", "nginx"), ns)
     await client.create(JOBS, job_body("short", "busybox"), ns)

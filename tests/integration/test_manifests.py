@@ -75,12 +75,14 @@ def test_the_controller_pod_is_restricted_with_a_read_only_root(overlay: str) ->
 def test_the_local_overlay_breaks_restricted_only_for_the_artifact_directory() -> None:
     docs = kustomize("local")
     spec = find(docs, "Deployment", "substratus-controller")["spec"]["template"]["spec"]
-    assert sorted(restricted_violations(spec)) == sorted([
-        "volume artifacts: hostPath is not allowed",
-        "prepare-artifacts: capabilities added: CHOWN, DAC_OVERRIDE, FOWNER",
-        "prepare-artifacts: runAsNonRoot must be true",
-        "prepare-artifacts: runAsUser must not be 0",
-    ])  # fmt: skip
+    assert sorted(restricted_violations(spec)) == sorted(
+        [
+            "volume artifacts: hostPath is not allowed",
+            "prepare-artifacts: capabilities added: CHOWN, DAC_OVERRIDE, FOWNER",
+            "prepare-artifacts: runAsNonRoot must be true",
+            "prepare-artifacts: runAsUser must not be 0",
+        ]
+    )
     assert find(docs, "Namespace", "substratus")["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == (
         "privileged"
     )

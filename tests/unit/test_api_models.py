@@ -1,4 +1,4 @@
-"""The pydantic API models: JSON names, round trips, and the validation decisions.md §1 asks for."""
+"""The pydantic API models: JSON names, round trips, and the validation docs/decisions.md §1 asks for."""
 
 from __future__ import annotations
 

@@ -118,8 +118,9 @@ def test_builder_defaults_per_cloud(cloud: str, expected: tuple[str, str, str, b
         ({"cloud": "gcp"}, {"BUILDER_IMAGE": "mirror/kaniko:1"}, ("kaniko", "mirror/kaniko:1")),
     ],
 )
-def test_builder_and_image_flag_beats_env(flags: dict[str, object], env: dict[str, str],
-                                          expected: tuple[str, str]) -> None:  # fmt: skip
+def test_builder_and_image_flag_beats_env(
+    flags: dict[str, object], env: dict[str, str], expected: tuple[str, str]
+) -> None:
     s = resolve(flags, env)
     assert (s.builder, s.builder_image) == expected
 

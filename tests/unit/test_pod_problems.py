@@ -33,8 +33,7 @@ def cs(name: str = "model", *, state: JSON, last: JSON | None = None, ready: boo
 
 UNSCHEDULABLE = {"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
                  "message": "0/1 nodes are available: 1 Insufficient nvidia.com/gpu."}  # fmt: skip
-PULL_ERROR = ('rpc error: code = NotFound desc = failed to pull and unpack image "docker.io/library/nope:1": '
-              "not found")  # fmt: skip
+PULL_ERROR = 'rpc error: code = NotFound desc = failed to pull and unpack image "docker.io/library/nope:1": not found'
 EXIT_3 = {"terminated": {"exitCode": 3, "reason": "Error", "message": "loading\nerror: no corpus named 'x'\n"}}
 OOM = {"terminated": {"exitCode": 137, "reason": "OOMKilled"}}
 
@@ -154,8 +153,9 @@ def test_pod_problem(case: str, p: JSON, restarts: bool, reason: Reason | None, 
 
 def test_back_off_keeps_the_pull_error_message() -> None:
     """The kubelet alternates ErrImagePull and ImagePullBackOff; the message must not flip with it."""
-    first = pod_problem(pod(containers=[cs(state={"waiting": {"reason": "ErrImagePull", "message": PULL_ERROR}})]),
-                        restarts=False)  # fmt: skip
+    first = pod_problem(
+        pod(containers=[cs(state={"waiting": {"reason": "ErrImagePull", "message": PULL_ERROR}})]), restarts=False
+    )
     assert first is not None
     previous = previous_pull_message({"reason": "ImagePullFailed", "message": first.message})
     backoff = pod(containers=[cs(state={"waiting": {"reason": "ImagePullBackOff", "message": "Back-off pulling"}})])

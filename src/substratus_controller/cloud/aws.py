@@ -1,6 +1,6 @@
 """The `aws` driver: EKS clusters with S3 artifacts, ECR images, IRSA identities and Karpenter GPU nodes.
 
-Settings (decisions.md §4, upstream-behaviour.md §5.1 WIP branch): `--cluster-name/CLUSTER_NAME` (required),
+Settings (docs/decisions.md §4, docs/upstream-behaviour.md §5.1 WIP branch): `--cluster-name/CLUSTER_NAME` (required),
 `--artifact-bucket-url/ARTIFACT_BUCKET_URL` (`s3://bucket[/path]`), `--registry-url/REGISTRY_URL`,
 `--principal/PRINCIPAL` (an IAM role ARN); from the environment `AWS_REGION` (or `AWS_DEFAULT_REGION`,
 required), `AWS_ACCOUNT_ID`, `AWS_OIDC_PROVIDER` and `AWS_ENDPOINT_URL`. Defaults: registry
@@ -28,15 +28,15 @@ Invariants:
   role's trust policy allow `sts:AssumeRoleWithWebIdentity` from the cluster's OIDC provider for
   `system:serviceaccount:<ns>:<ksa>`. It only ever edits its own statement (Sid `SubstratusIRSA<hash of the
   provider>`, one per cluster), adding subjects to its list; other statements are never touched (upstream
-  overwrote the `sub` condition, so only one ServiceAccount could be bound at a time, §13.9). One statement
-  with a subject list, not one statement per ServiceAccount, because trust policies are limited to 2048
+  overwrote the `sub` condition, so only one ServiceAccount could be bound at a time, docs/upstream-behaviour.md §13.9).
+  One statement with a subject list, not one statement per ServiceAccount, because trust policies are limited to 2048
   characters by default (about 5 statements, but 30+ subjects). No write when the subject is already
   allowed by any statement. Calls are serialised in-process, and subjects bound by this process are kept
   in every write, so IAM's eventual consistency cannot make one bind undo another.
 - GPUs are placed by Karpenter's well-known node labels (`karpenter.k8s.aws/instance-gpu-name`, plus
   `instance-gpu-memory` in MiB per GPU to tell the A100 40GB from the 80GB); pods tolerate the
-  `nvidia.com/gpu` NoSchedule taint that Karpenter GPU node pools set (upstream never did, §13.9); no spot
-  toleration. A GPU request without a type cannot be placed.
+  `nvidia.com/gpu` NoSchedule taint that Karpenter GPU node pools set (upstream never did, docs/upstream-behaviour.md
+  §13.9); no spot toleration. A GPU request without a type cannot be placed.
 - Every AWS call runs in a thread with botocore connect/read timeouts and an overall timeout; failures
   raise StorageError whose message never holds a presigned URL, signature or credential (query strings of
   URLs are redacted). Presigned URLs are never logged. boto3 is imported only by this module, which is
@@ -458,8 +458,9 @@ class AWSDriver(CloudDriver):
         if not registry_url.strip():
             raise CloudConfigError("--registry-url/REGISTRY_URL: required for the aws cloud")
         self.role = RoleARN.parse(principal)
-        super().__init__(cluster_name=cluster_name, artifact_bucket=artifact_bucket, registry_url=registry_url,
-                         principal=principal)  # fmt: skip
+        super().__init__(
+            cluster_name=cluster_name, artifact_bucket=artifact_bucket, registry_url=registry_url, principal=principal
+        )
         self.region = region
         self.oidc_provider = _oidc_provider(oidc_provider)
         self.provider_arn = f"arn:{self.role.partition}:iam::{self.role.account}:oidc-provider/{self.oidc_provider}"

@@ -3,7 +3,7 @@
 Pure methods (no I/O; renderers call them) return data. Effectful methods are coroutines (reconcilers call
 them). Everything cloud-specific sits behind this one interface; drivers do not import each other.
 
-Shared invariants (upstream-behaviour.md §3.4, §3.5):
+Shared invariants (docs/upstream-behaviour.md §3.4, §3.5):
 - artifact prefix of an object: `<bucket>/<md5("clusters/<cluster>/namespaces/<ns>/<kind>s/<name>")>` (hex);
 - upload object: `<artifact prefix>/uploads/latest.tar.gz`; outputs under `<artifact prefix>/artifacts/`;
 - image of an object: `<registry>/<cluster>-<kind>-<ns>-<name>:<tag>` with the tag made docker-safe;
@@ -200,8 +200,9 @@ class CloudDriver(ABC):
     # Whether mount_objects() returns cluster-scoped PersistentVolumes (the controller then caches them).
     USES_PERSISTENT_VOLUMES: ClassVar[bool] = False
 
-    def __init__(self, *, cluster_name: str, artifact_bucket: BucketURL, registry_url: str,
-                 principal: str = "") -> None:  # fmt: skip
+    def __init__(
+        self, *, cluster_name: str, artifact_bucket: BucketURL, registry_url: str, principal: str = ""
+    ) -> None:
         self.cluster_name = cluster_name
         self.artifact_bucket = artifact_bucket
         self.registry_url = registry_url.rstrip("/")

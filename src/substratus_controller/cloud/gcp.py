@@ -3,7 +3,7 @@
 Imported only when `--cloud gcp` is selected; it is the one module that imports google-cloud-storage and
 google-auth.
 
-Settings (decisions.md §4, upstream-behaviour.md §5.1): CLUSTER_NAME, ARTIFACT_BUCKET_URL, REGISTRY_URL and
+Settings (docs/decisions.md §4, docs/upstream-behaviour.md §5.1): CLUSTER_NAME, ARTIFACT_BUCKET_URL, REGISTRY_URL and
 PRINCIPAL come from the common flags (`DriverSettings`); PROJECT_ID and CLUSTER_LOCATION from the environment.
 `create_driver` fills in what is missing from the GCE metadata server (GCE_METADATA_HOST, default
 `metadata.google.internal`; header `Metadata-Flavor: Google`; ~1 s timeouts, asked only when something is
@@ -19,9 +19,9 @@ GCP_IAM_CREDENTIALS_ENDPOINT (default https://iamcredentials.googleapis.com), al
 
 Invariants:
 - Pure methods return fresh data and never emit false or empty values (`readOnly` only when true).
-- GCS FUSE CSI mounts as upstream (§5.2: pod annotations, driver, bucketName, subPath `<path>/<subdir>`),
-  except the mount options: upstream's `uid=0,gid=3003` made files owned by root with default modes, so
-  our workload pods (uid 1000, gid 3003, render/security.py) could not write their RW mounts. We use
+- GCS FUSE CSI mounts as upstream (docs/upstream-behaviour.md §5.2: pod annotations, driver, bucketName, subPath
+  `<path>/<subdir>`), except the mount options: upstream's `uid=0,gid=3003` made files owned by root with default modes,
+  so our workload pods (uid 1000, gid 3003, render/security.py) could not write their RW mounts. We use
   `implicit-dirs,uid=1000,gid=3003,file-mode=664,dir-mode=775`: the workload user owns everything it sees,
   and group 3003 (everyone's fsGroup) may write too.
 - GPU placement from one table (node selector `cloud.google.com/gke-accelerator`); every GPU pod tolerates
@@ -210,8 +210,9 @@ class GCPDriver(CloudDriver):
             raise CloudConfigError(
                 f"--principal/PRINCIPAL must be a Google service account email for the gcp cloud, got {principal!r}"
             )
-        super().__init__(cluster_name=cluster_name, artifact_bucket=artifact_bucket, registry_url=registry_url,
-                         principal=principal)  # fmt: skip
+        super().__init__(
+            cluster_name=cluster_name, artifact_bucket=artifact_bucket, registry_url=registry_url, principal=principal
+        )
         self.project_id = project_id
         self.cluster_location = cluster_location
         self.storage_endpoint = _endpoint(storage_endpoint) if storage_endpoint else None
@@ -354,8 +355,9 @@ class GCPDriver(CloudDriver):
                     policy = response.json()
                     if not _add_member(policy, WORKLOAD_IDENTITY_ROLE, member):
                         return False
-                    response = session.post(f"{resource}:setIamPolicy", json={"policy": policy},
-                                            timeout=self.call_timeout / 3)  # fmt: skip
+                    response = session.post(
+                        f"{resource}:setIamPolicy", json={"policy": policy}, timeout=self.call_timeout / 3
+                    )
                     if response.status_code == 200:
                         return True
                     if response.status_code == 409 and attempt == 1:
@@ -456,8 +458,9 @@ class _IAMSigner(google.auth.crypt.Signer):
         payload = message.encode() if isinstance(message, str) else message
         url = f"{self._endpoint}/v1/projects/-/serviceAccounts/{quote(self._email, safe='@.')}:signBlob"
         with AuthorizedSession(self._credentials) as session:  # type: ignore[no-untyped-call]
-            response = session.post(url, json={"payload": base64.b64encode(payload).decode("ascii")},
-                                    timeout=self._timeout)  # fmt: skip
+            response = session.post(
+                url, json={"payload": base64.b64encode(payload).decode("ascii")}, timeout=self._timeout
+            )
         if response.status_code != 200:
             raise StorageError(
                 f"IAM signBlob as {self._email}: HTTP {response.status_code}: {_scrub(response.text[:300])}"
@@ -548,8 +551,7 @@ async def create_driver(
     found, unreachable = await read_metadata(host, wanted)
     values.update(found)
     if wanted:
-        log.info("gcp settings from the GCE metadata server", host=host, found=sorted(found),
-                 unreachable=unreachable)  # fmt: skip
+        log.info("gcp settings from the GCE metadata server", host=host, found=sorted(found), unreachable=unreachable)
     why = (
         "not found in the GCE metadata either"
         if unreachable is None

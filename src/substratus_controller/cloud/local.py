@@ -1,7 +1,8 @@
 """The `local` driver: single-node clusters (kind, minikube, the test control plane) and the demo.
 
 - Artifact bucket: a directory on the node, `file:///var/lib/substratus/artifacts` by default; pods mount an
-  object's prefix by hostPath (DirectoryOrCreate), subPath per mount (upstream's kind driver, §5.2).
+  object's prefix by hostPath (DirectoryOrCreate), subPath per mount (upstream's kind driver, docs/upstream-behaviour.md
+  §5.2).
 - Upload builds: the builder reads the tarball from a read-only hostPath mount of its directory at /upload:
   Kaniko as `tar:///upload/latest.tar.gz`, buildah as the file `/upload/latest.tar.gz` (no init container).
 - GPUs: placed as `nvidia.com/gpu` with no node selector (upstream kind behaviour). Any type, or none, by
@@ -60,8 +61,9 @@ class LocalDriver(CloudDriver):
             raise CloudConfigError(
                 f"--artifact-bucket-url/ARTIFACT_BUCKET_URL must be a file:// URL for the local cloud, got {bucket}"
             )
-        super().__init__(cluster_name=cluster_name, artifact_bucket=bucket, registry_url=registry_url,
-                         principal=principal)  # fmt: skip
+        super().__init__(
+            cluster_name=cluster_name, artifact_bucket=bucket, registry_url=registry_url, principal=principal
+        )
         if gpu_types is not None:
             known = {t.value for t in GPUType}
             unknown = sorted(set(gpu_types) - known)

@@ -25,7 +25,8 @@ import yaml
 
 from substratus_controller.constants import LOCAL_REGISTRY_HOSTING_KEY, LOCAL_REGISTRY_HOSTING_NAME
 from substratus_controller.runtime import resources as k8s
-from substratus_controller.runtime.client import ApiError, Client
+from substratus_controller.runtime.client import Client
+from substratus_controller.runtime.errors import ApiError
 
 HOSTING_NAMESPACE = "kube-public"
 
@@ -83,8 +84,9 @@ def resolve_hosting(data: Mapping[str, str] | None) -> Hosting:
 async def discover(client: Client) -> Hosting:
     """Read the ConfigMap through `client` and resolve it."""
     try:
-        found = await client.list(k8s.CONFIGMAPS, namespace=HOSTING_NAMESPACE,
-                                  field_selector=f"metadata.name={LOCAL_REGISTRY_HOSTING_NAME}")  # fmt: skip
+        found = await client.list(
+            k8s.CONFIGMAPS, namespace=HOSTING_NAMESPACE, field_selector=f"metadata.name={LOCAL_REGISTRY_HOSTING_NAME}"
+        )
     except ApiError as exc:
         return Hosting("", f"cannot read {HOSTING_NAMESPACE}/{LOCAL_REGISTRY_HOSTING_NAME}: {exc}")
     items = found.get("items") or []

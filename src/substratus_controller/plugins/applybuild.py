@@ -94,8 +94,9 @@ async def run(args: argparse.Namespace, out: Output) -> int:
         return await build(args, out, cluster=cluster, target=target, base=base, tarball=tarball)
 
 
-async def build(args: argparse.Namespace, out: Output, *, cluster: Cluster, target: Target, base: JSON,
-                tarball: Tarball) -> int:  # fmt: skip
+async def build(
+    args: argparse.Namespace, out: Output, *, cluster: Cluster, target: Target, base: JSON, tarball: Tarball
+) -> int:
     """Apply, upload, wait (see module docstring)."""
     client = await cluster.connect()
     try:

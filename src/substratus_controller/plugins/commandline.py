@@ -136,8 +136,9 @@ Advance = Callable[[int], None]
 class Output:
     """Where the plugins write: results to stdout, status to stderr, detail only with -v, bars only on a TTY."""
 
-    def __init__(self, verbosity: int = 0, *, out: IO[str] | None = None, err: IO[str] | None = None,
-                 tty: bool | None = None) -> None:  # fmt: skip
+    def __init__(
+        self, verbosity: int = 0, *, out: IO[str] | None = None, err: IO[str] | None = None, tty: bool | None = None
+    ) -> None:
         self.verbosity = verbosity
         self.out = out or sys.stdout
         self.err = err or sys.stderr

@@ -47,9 +47,11 @@ class Kubectl:
     async def spawn(self, argv: Sequence[str]) -> asyncio.subprocess.Process:
         try:
             return await asyncio.create_subprocess_exec(
-                *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+                *argv,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
-            )  # fmt: skip
+            )
         except OSError as exc:
             raise PluginError(f"cannot run {argv[0]}: {exc.strerror or exc}") from None
 

@@ -1,6 +1,6 @@
 """`kubectl notebook`: open a Notebook in the browser, optionally built from and synced into a local directory.
 
-Flow (upstream-behaviour.md §7.5, with decisions.md §2.5 and §5):
+Flow (docs/upstream-behaviour.md §7.5, with docs/decisions.md §2.5 and §5):
 1. The Notebook comes from NAME (read from the cluster), or `-f FILE`, or `-d DIR` (which means
    `-f DIR/notebook.yaml` unless -f or NAME is given, builds DIR like `kubectl applybuild` unless
    --no-build, and syncs back into DIR unless --no-sync). Only the Notebook kind is accepted.
@@ -41,7 +41,8 @@ from urllib.parse import quote
 from substratus_controller.constants import NOTEBOOK_PORT, Kind
 from substratus_controller.jsontypes import JSON
 from substratus_controller.render.names import notebook_pod_name, notebook_token_secret_name
-from substratus_controller.runtime.client import ApiError, Client, NotFound
+from substratus_controller.runtime.client import Client
+from substratus_controller.runtime.errors import ApiError, NotFound
 from substratus_controller.runtime.resources import SECRETS
 
 from . import manifest
@@ -165,8 +166,9 @@ async def read_token(client: Client, target: Target) -> str:
 
 async def suspend(client: Client, target: Target, out: Output) -> bool:
     try:
-        await client.patch(target.resource, target.name, {"spec": {"suspend": True}}, target.namespace,
-                           field_manager="kubectl")  # fmt: skip
+        await client.patch(
+            target.resource, target.name, {"spec": {"suspend": True}}, target.namespace, field_manager="kubectl"
+        )
     except ApiError as exc:
         out.error(f"could not suspend {target.ref}: {api_error_message(exc, target)}")
         return False
@@ -177,8 +179,9 @@ async def suspend(client: Client, target: Target, out: Output) -> bool:
 class Session:
     """Port-forward (and sync) until stopped, following the pod; prints and opens the URL once forwarding."""
 
-    def __init__(self, args: argparse.Namespace, out: Output, kubectl: Kubectl, target: Target, token: str,
-                 client: Client) -> None:  # fmt: skip
+    def __init__(
+        self, args: argparse.Namespace, out: Output, kubectl: Kubectl, target: Target, token: str, client: Client
+    ) -> None:
         self.args, self.out, self.kubectl, self.target = args, out, kubectl, target
         self.pod = notebook_pod_name(target.name)
         self.url = notebook_url(args.port, token)
@@ -195,8 +198,10 @@ class Session:
             self.out.info(f"Forwarding localhost:{self.args.port} -> pod/{self.pod}:{NOTEBOOK_PORT} again")
         else:
             self.announced = True
-            self.out.info(f"Forwarding localhost:{self.args.port} -> pod/{self.pod}:{NOTEBOOK_PORT}; press Ctrl-C "
-                          + ("to stop" if self.args.no_suspend else "to stop and suspend the Notebook"))  # fmt: skip
+            self.out.info(
+                f"Forwarding localhost:{self.args.port} -> pod/{self.pod}:{NOTEBOOK_PORT}; press Ctrl-C "
+                + ("to stop" if self.args.no_suspend else "to stop and suspend the Notebook")
+            )
             self.out.result(self.url)
             if not self.args.no_open_browser:
                 asyncio.get_running_loop().run_in_executor(None, self._open_browser)
@@ -272,8 +277,7 @@ async def run(args: argparse.Namespace, out: Output, stop: asyncio.Event) -> int
             out.detail(f"packed {tarball.files} files from {args.dir} into {tarball.size} bytes, md5 {tarball.md5_hex}")
         if stop.is_set():
             raise Interrupted
-        return await session(args, out, stop, cluster=cluster, target=target, obj=obj, tarball=tarball,
-                             kubectl=kubectl)  # fmt: skip
+        return await session(args, out, stop, cluster=cluster, target=target, obj=obj, tarball=tarball, kubectl=kubectl)
 
 
 async def session(args: argparse.Namespace, out: Output, stop: asyncio.Event, *, cluster: Cluster, target: Target,

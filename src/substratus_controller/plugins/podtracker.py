@@ -21,7 +21,8 @@ import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
 
-from substratus_controller.runtime.client import ApiError, Client, NotFound
+from substratus_controller.runtime.client import Client
+from substratus_controller.runtime.errors import ApiError, NotFound
 from substratus_controller.runtime.resources import PODS
 from substratus_controller.status.pods import pod_ready
 
@@ -33,8 +34,9 @@ POLL_SECONDS = 1.0
 class PodTracker:
     """Which pod `name` in `namespace` is current and Ready (see module docstring)."""
 
-    def __init__(self, client: Client, namespace: str, name: str, *, report: Callable[[str], None],
-                 poll: float = POLL_SECONDS) -> None:  # fmt: skip
+    def __init__(
+        self, client: Client, namespace: str, name: str, *, report: Callable[[str], None], poll: float = POLL_SECONDS
+    ) -> None:
         self.client, self.namespace, self.name, self.report, self.poll = client, namespace, name, report, poll
         self.ready_uid: str | None = None
         self.started_at: float | None = None  # the current Ready pod's status.startTime (epoch seconds)

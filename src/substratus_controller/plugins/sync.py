@@ -3,10 +3,10 @@
 Pod side: `WATCHER`, a small Python program run through `kubectl exec ... -- python3 -c WATCHER /content`
 (the notebook image has python3; no tool has to be copied into the pod). It polls the tree every second and
 prints one JSON line per change, `{"path": "/content/src/a.py", "op": "WRITE"}`, with op `CREATE`, `WRITE`
-or `REMOVE` (nbwatch's names, upstream §7.4). It skips `data/`, `model/`, `artifacts/` and `params.json` at
-the top (what the operator mounts there), every dot-file and dot-directory (`.git`, `.ipynb_checkpoints`,
-Jupyter's temporary files), symlinks and anything that is not a regular file. Files that exist when it
-starts are the baseline and are not reported, except those modified since `since` (the pod's start): a
+or `REMOVE` (nbwatch's names, docs/upstream-behaviour.md §7.4). It skips `data/`, `model/`, `artifacts/` and
+`params.json` at the top (what the operator mounts there), every dot-file and dot-directory (`.git`,
+`.ipynb_checkpoints`, Jupyter's temporary files), symlinks and anything that is not a regular file. Files that exist
+when it starts are the baseline and are not reported, except those modified since `since` (the pod's start): a
 file saved between the pod's start and the watcher's start is still synced.
 
 Client side (`Syncer`): for CREATE/WRITE the file is read with `kubectl exec ... -- cat -- PATH` and

@@ -107,8 +107,9 @@ def collect(directory: Path, matcher: Matcher | None = None) -> list[Entry]:
                     walk(Path(child.path), f"{name}/")
                 elif matcher.has_exclusions and matcher.may_reinclude_below(name):
                     walk(Path(child.path), f"{name}/")
-            elif stat.S_ISREG(st.st_mode) and ((prefix == "" and child.name in ALWAYS_SENT)
-                                               or not matcher.excluded(name)):  # fmt: skip
+            elif stat.S_ISREG(st.st_mode) and (
+                (prefix == "" and child.name in ALWAYS_SENT) or not matcher.excluded(name)
+            ):
                 mode = 0o755 if st.st_mode & 0o111 else 0o644
                 entries[name] = Entry(name, Path(child.path), False, mode, st.st_size)
                 add_parents(name)
@@ -179,8 +180,9 @@ def _add(tar: tarfile.TarFile, entry: Entry, advance: Callable[[int], None]) -> 
     return 1
 
 
-def pack(directory: Path, dest: Path, *, entries: list[Entry] | None = None,
-         progress: Callable[[int], None] | None = None) -> Tarball:  # fmt: skip
+def pack(
+    directory: Path, dest: Path, *, entries: list[Entry] | None = None, progress: Callable[[int], None] | None = None
+) -> Tarball:
     """Write the context of `directory` to `dest` (.tar.gz) and return its md5 (see module docstring)."""
     check_context(directory)
     members = collect(directory) if entries is None else entries

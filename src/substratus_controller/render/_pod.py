@@ -105,8 +105,9 @@ def workload_pod(
     volumes.add(scratch_volumes())
     body: JSON = {"name": container, "image": image, "imagePullPolicy": pull_policy(image)}
     put(body, "command", list(command or []))
-    env = container_env(env=obj.spec.env, params=obj.spec.params, extra=env_extra,
-                        defaults=scratch_env(jupyter=jupyter))  # fmt: skip
+    env = container_env(
+        env=obj.spec.env, params=obj.spec.params, extra=env_extra, defaults=scratch_env(jupyter=jupyter)
+    )
     put(body, "env", env)
     for key, value in (container_extra or {}).items():
         put(body, key, value)

@@ -1,4 +1,4 @@
-"""The image build: the target image of an object and the Job that builds it (upstream §3.2, §3.4).
+"""The image build: the target image of an object and the Job that builds it (docs/upstream-behaviour.md §3.2, §3.4).
 
 Invariants:
 - Target image `<registry>/<cluster>-<kind>-<ns>-<name>:<tag>`: tag = git tag > git branch > `latest` for

@@ -1,6 +1,6 @@
 """Container environment: `spec.env` (literals and secret references), `PARAM_*` vars, controller extras.
 
-Invariants (upstream-behaviour.md §4.3, decisions.md §1 and §2.4):
+Invariants (docs/upstream-behaviour.md §4.3, docs/decisions.md §1 and §2.4):
 - A value that is exactly one `${{ secrets.NAME.KEY }}` (whitespace allowed inside the braces and around
   the reference) becomes `valueFrom.secretKeyRef {name: NAME, key: KEY}`. The split is greedy like
   upstream's regex: `secrets.a.b.c` is secret `a.b`, key `c` (secret names may contain dots, keys

@@ -1,4 +1,4 @@
-"""The labels, selectors and ownerReferences put on every child (decisions.md §3: "labels from one helper").
+"""The labels, selectors and ownerReferences put on every child (docs/decisions.md §3: "labels from one helper").
 
 Invariants:
 - Every child carries `app.kubernetes.io/managed-by: substratus` and `substratus.ai/<kind>: <parent>`, plus

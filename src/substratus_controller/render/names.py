@@ -1,4 +1,4 @@
-"""Names of the children, derived from the parent's name (upstream-behaviour.md §14.2).
+"""Names of the children, derived from the parent's name (docs/upstream-behaviour.md §14.2).
 
 Invariants:
 - Every name is a valid DNS-1123 label (<= 63 characters), so it fits Pods, Services, Jobs and label values.

@@ -1,6 +1,6 @@
 """The Notebook's children: the Pod, the Secret holding its Jupyter token, and the optional work PVC.
 
-Invariants (upstream-behaviour.md §7.1 HEAD, decisions.md §2.5 and §2.10):
+Invariants (docs/upstream-behaviour.md §7.1 HEAD, docs/decisions.md §2.5 and §2.10):
 - Pod `<name>-notebook`: container `notebook`, SA `notebook`, restartPolicy left to the default (Always),
   restricted security contexts, port `notebook` 8888, readiness `GET /api` on 8888.
 - Command: `spec.command` when set; when unset, upstream's

@@ -1,6 +1,6 @@
 """`spec.params` as the workload sees it: `/content/params.json` and `PARAM_<KEY>` environment variables.
 
-Invariants (decisions.md §1, upstream-behaviour.md §4.1, §4.2):
+Invariants (docs/decisions.md §1, docs/upstream-behaviour.md §4.1, §4.2):
 - params.json is `json.dumps(params, indent=2, sort_keys=True)`: 2-space indent, keys sorted, ints as JSON
   numbers, strings as JSON strings, non-ASCII kept as UTF-8 (not `\\u` escapes), and no trailing newline,
   exactly like upstream's Go `json.MarshalIndent`; no params (None or empty) is literally `{}`.

@@ -1,6 +1,6 @@
 """Compute resources of a workload container, and the GPU node placement that goes with them.
 
-Invariants (upstream-behaviour.md §6, decisions.md §2.8):
+Invariants (docs/upstream-behaviour.md §6, docs/decisions.md §2.8):
 - Requests `cpu: "<n>"`, `memory: "<n>Gi"`, `ephemeral-storage: "<n>Gi"` (from `disk`), and a memory
   limit equal to the memory request: a workload gets what it declared, and an overrun is an OOMKill the
   operator reports (`OOMKilled`) instead of a noisy neighbour or a node-level eviction. No CPU limit

@@ -1,4 +1,4 @@
-"""The Server's Deployment and Service `<name>-server` (upstream-behaviour.md §8, HEAD).
+"""The Server's Deployment and Service `<name>-server` (docs/upstream-behaviour.md §8, HEAD).
 
 Invariants:
 - Deployment: 1 replica, selector `substratus.ai/server: <name>, role: run` (immutable for its life),

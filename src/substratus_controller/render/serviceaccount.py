@@ -3,7 +3,7 @@
 
 Invariants: shared by every object of the namespace, so no ownerReference (deleting one Model must not
 delete the SA its siblings use) and no per-object labels; the cloud's principal binding annotation is added
-when the driver has one (decisions.md §2.3: its presence is how the controller knows the binding is done).
+when the driver has one (docs/decisions.md §2.3: its presence is how the controller knows the binding is done).
 """
 
 from __future__ import annotations

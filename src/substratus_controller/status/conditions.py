@@ -50,9 +50,9 @@ def ready_condition(main: Cond | None, blockers: Sequence[Cond] = ()) -> Cond:
     return Cond(ConditionType.READY, True, main.reason, main.message)
 
 
-def merge_conditions(existing: Iterable[JSON] | None, desired: Iterable[Cond], *, generation: int, now: str) -> (
-    list[JSON]
-):  # fmt: skip
+def merge_conditions(
+    existing: Iterable[JSON] | None, desired: Iterable[Cond], *, generation: int, now: str
+) -> list[JSON]:
     """The conditions list to write (see module docstring)."""
     previous = {c.get("type"): c for c in existing or ()}
     by_type = {c.type: c for c in desired}

@@ -345,8 +345,9 @@ class ControlPlane:
 
         Raises urllib.error.HTTPError for any non-2xx answer (its body holds the API Status).
         """
-        return admin_request(self.url, self.token, path, method=method, body=body, content_type=content_type,
-                             timeout=timeout)  # fmt: skip
+        return admin_request(
+            self.url, self.token, path, method=method, body=body, content_type=content_type, timeout=timeout
+        )
 
     def _api_ok(self, path: str) -> bool:
         try:

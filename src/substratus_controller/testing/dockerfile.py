@@ -228,8 +228,9 @@ def build(p: Plan, *, context: Path, base: Image, ref: str, store: LayerStore) -
             try:
                 if ins.op == "ENV":
                     for key, value in _pairs(ins.args):
-                        config.set_env(key, _VAR.sub(lambda m: config.env_dict().get(m.group(1) or m.group(2), ""),
-                                                     value))  # fmt: skip
+                        config.set_env(
+                            key, _VAR.sub(lambda m: config.env_dict().get(m.group(1) or m.group(2), ""), value)
+                        )
                 elif ins.op == "WORKDIR":
                     config.working_dir = os.path.normpath(os.path.join(config.working_dir or "/", ins.args))
                     target = _inside(rootfs, config.working_dir, "/")

@@ -247,8 +247,9 @@ def diff_layer(store: LayerStore, root: Path, before: Snapshot) -> Layer:
     removed = [r for r in removed if not any(r.startswith(d + os.sep) for d in removed_dirs)]
     hardlinks: dict[tuple[int, int], str] = {}
     entries: list[tuple[tarfile.TarInfo, Path | None]] = []
-    for rel in sorted(set(changed) | {os.path.join(os.path.dirname(r), WHITEOUT + os.path.basename(r))
-                                      for r in removed}):  # fmt: skip
+    for rel in sorted(
+        set(changed) | {os.path.join(os.path.dirname(r), WHITEOUT + os.path.basename(r)) for r in removed}
+    ):
         if os.path.basename(rel).startswith(WHITEOUT):
             info = tarfile.TarInfo(rel)
             info.uname = info.gname = ""

@@ -150,8 +150,9 @@ class DebianImage:
                     *(f"remove {path}" for path in self.remove))  # fmt: skip
 
 
-PYTHON = DebianImage(PYTHON_REF, ("python3", "python3-pip", "ca-certificates"),
-                     ImageConfig(env=[DEFAULT_PATH], cmd=["python3"]))  # fmt: skip
+PYTHON = DebianImage(
+    PYTHON_REF, ("python3", "python3-pip", "ca-certificates"), ImageConfig(env=[DEFAULT_PATH], cmd=["python3"])
+)
 # The real tier's image builder (render/builders.py renders its command): buildah with vfs storage and chroot
 # isolation, no registry configuration beyond "no short names" (the rendered --tls-verify flag says whether a
 # registry is plain HTTP). netavark: buildah's containers-common needs the virtual container-network-stack,
@@ -228,8 +229,9 @@ def reference_images(cache: ImageCache, base: Image, log: Log, images_dir: Path 
     return out
 
 
-def ensure_images(*, cache_dir: Path | None = None, images_dir: Path | None = None,
-                  log: Log = lambda _m: None) -> list[Image]:  # fmt: skip
+def ensure_images(
+    *, cache_dir: Path | None = None, images_dir: Path | None = None, log: Log = lambda _m: None
+) -> list[Image]:
     """All the node's images (pause, python, the builder's, reference), built where missing or stale."""
     cache = ImageCache(cache_dir or default_images_dir())
     base = python_image(cache, log)

@@ -147,8 +147,9 @@ class _Api:
 
     def request(self, path: str, *, method: str = "GET", body: Any = None, content_type: str = "application/json",
                 timeout: float = 5.0) -> Any:  # fmt: skip
-        return admin_request(self.server, self.token, path, method=method, body=body, content_type=content_type,
-                             timeout=timeout)  # fmt: skip
+        return admin_request(
+            self.server, self.token, path, method=method, body=body, content_type=content_type, timeout=timeout
+        )
 
 
 def _cmdline(pid: int) -> list[str]:
@@ -163,8 +164,9 @@ class RealNode:
 
     DAEMONS = ("kube-scheduler", "kubelet", "containerd", "registry", "git-daemon")
 
-    def __init__(self, kubeconfig: Path | None = None, *, settings: NodeSettings | None = None,
-                 log: Log = lambda _m: None) -> None:  # fmt: skip
+    def __init__(
+        self, kubeconfig: Path | None = None, *, settings: NodeSettings | None = None, log: Log = lambda _m: None
+    ) -> None:
         self.kubeconfig = kubeconfig
         self.s = settings or NodeSettings()
         self.log = log
@@ -369,8 +371,9 @@ class RealNode:
 
     def _start(self, daemon: str, argv: list[str], env: dict[str, str] | None = None) -> None:
         with (self.log_dir / f"{daemon}.log").open("ab") as out:
-            proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                    start_new_session=True, env=env)  # fmt: skip
+            proc = subprocess.Popen(
+                argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True, env=env
+            )
         # `env VAR=... kubelet` execs the kubelet: record the argv0 it will have, once it has it
         deadline = time.monotonic() + 5
         argv0 = argv[0]
@@ -530,8 +533,10 @@ class _Importer(threading.Thread):
 
 def registry_hosting_configmap(registry: str) -> dict[str, Any]:
     """KEP-1755's `kube-public/local-registry-hosting` for a registry that pods and nodes reach as `registry`."""
-    hosting = (f'host: "{registry}"\nhostFromContainerRuntime: "{registry}"\n'
-               f'hostFromClusterNetwork: "{registry}"\nhelp: "see the README, Local clusters"\n')  # fmt: skip
+    hosting = (
+        f'host: "{registry}"\nhostFromContainerRuntime: "{registry}"\n'
+        f'hostFromClusterNetwork: "{registry}"\nhelp: "see the README, Local clusters"\n'
+    )
     return {"apiVersion": "v1", "kind": "ConfigMap",
             "metadata": {"name": LOCAL_REGISTRY_HOSTING_NAME, "namespace": "kube-public"},
             "data": {LOCAL_REGISTRY_HOSTING_KEY: hosting}}  # fmt: skip

@@ -32,7 +32,8 @@ from typing import Any
 
 from substratus_controller.api.v1.crd import build_crds, strip_cel
 from substratus_controller.runtime import resources as k8s
-from substratus_controller.runtime.client import AlreadyExists, Client, NotFound
+from substratus_controller.runtime.client import Client
+from substratus_controller.runtime.errors import AlreadyExists, NotFound
 
 from . import images
 from .controlplane import ControlPlane, free_port
@@ -201,8 +202,9 @@ class Stack:
             real = self.node_kind == "real"
             archive, bases = await asyncio.to_thread(images.node_archives, log=self.log) if real else (None, {})
             flags = apiserver_flags() if real else []
-            self.cp = ControlPlane(controller_manager=True, workdir=self.workdir / "controlplane",
-                                   apiserver_flags=flags)  # fmt: skip
+            self.cp = ControlPlane(
+                controller_manager=True, workdir=self.workdir / "controlplane", apiserver_flags=flags
+            )
             await asyncio.to_thread(self.cp.start)
             self.client = await Client.connect(self.cp.kubeconfig)
             await install_crds(self.client)

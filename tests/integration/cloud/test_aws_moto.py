@@ -243,8 +243,9 @@ class _GateHandler(http.server.BaseHTTPRequestHandler):
         for name, value in reply_headers.items():
             if name.lower() not in ("content-length", "transfer-encoding", "connection", "server", "date"):
                 self.send_header(name, value)
-        self.send_header("Content-Length", str(len(payload) if self.command != "HEAD" else reply_headers.get(
-            "Content-Length", "0")))  # fmt: skip
+        self.send_header(
+            "Content-Length", str(len(payload) if self.command != "HEAD" else reply_headers.get("Content-Length", "0"))
+        )
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(payload)

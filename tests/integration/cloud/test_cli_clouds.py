@@ -28,7 +28,8 @@ from substratus_controller.cloud.base import object_hash
 from substratus_controller.constants import Kind
 from substratus_controller.resources import DATASETS
 from substratus_controller.runtime import resources as k8s
-from substratus_controller.runtime.client import Client, NotFound
+from substratus_controller.runtime.client import Client
+from substratus_controller.runtime.errors import NotFound
 from substratus_controller.testing import ControlPlane, free_port
 from substratus_controller.testing.stack import ControllerProcess
 from tests.integration.cloud.test_gcp_iam import TOKEN, FakeIAMServer, member
@@ -73,8 +74,9 @@ def moto_url() -> Iterator[str]:
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while True:

@@ -38,9 +38,9 @@ def md5(data: bytes) -> tuple[str, str]:
     return raw.hex(), base64.b64encode(raw).decode()
 
 
-async def put(url: str, body: bytes, *, content_md5: str | None, content_type: str = "application/octet-stream") -> (
-    tuple[int, str]
-):  # fmt: skip
+async def put(
+    url: str, body: bytes, *, content_md5: str | None, content_type: str = "application/octet-stream"
+) -> tuple[int, str]:
     headers = {"Content-Type": content_type}
     if content_md5 is not None:
         headers["Content-MD5"] = content_md5

@@ -19,7 +19,8 @@ from typing import Any
 import pytest
 
 from substratus_controller.runtime import resources
-from substratus_controller.runtime.client import Client, NotFound
+from substratus_controller.runtime.client import Client
+from substratus_controller.runtime.errors import NotFound
 from substratus_controller.testing import ControlPlane
 from tests.conftest import ROOT
 from tests.integration.runtime import toy

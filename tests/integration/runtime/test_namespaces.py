@@ -8,7 +8,8 @@ import uuid
 import pytest
 
 from substratus_controller.runtime import resources as k8s
-from substratus_controller.runtime.client import Client, NotFound
+from substratus_controller.runtime.client import Client
+from substratus_controller.runtime.errors import NotFound
 from substratus_controller.runtime.manager import ManagerOptions
 from substratus_controller.testing import ControlPlane
 from tests.integration.runtime import toy

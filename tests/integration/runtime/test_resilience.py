@@ -28,10 +28,12 @@ from structlog.testing import capture_logs
 from substratus_controller.jsontypes import JSON
 from substratus_controller.runtime import resources
 from substratus_controller.runtime.backoff import Backoff
-from substratus_controller.runtime.client import ApiError, Client, NotFound, WatchEvent
+from substratus_controller.runtime.client import Client
+from substratus_controller.runtime.errors import ApiError, NotFound
 from substratus_controller.runtime.informer import Informer
 from substratus_controller.runtime.manager import Manager, ManagerOptions
 from substratus_controller.runtime.metrics import RuntimeMetrics
+from substratus_controller.runtime.watchstream import WatchEvent
 from substratus_controller.testing import ControlPlane
 from tests.conftest import install_crds
 from tests.integration.runtime import toy

@@ -11,8 +11,9 @@ from typing import Any
 import pytest
 
 from substratus_controller.runtime import resources
-from substratus_controller.runtime.client import Client, NotFound
+from substratus_controller.runtime.client import Client
 from substratus_controller.runtime.controller import Request
+from substratus_controller.runtime.errors import NotFound
 from substratus_controller.runtime.manager import Manager, ManagerOptions
 from substratus_controller.testing import ControlPlane
 from tests.integration.runtime import toy

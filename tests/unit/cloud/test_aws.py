@@ -468,8 +468,10 @@ async def test_all_common_settings_given_need_no_account() -> None:
     ],
 )
 async def test_invalid_common_settings_name_flag_and_env(overrides: dict[str, str], message: str) -> None:
-    base: dict[str, Any] = {"cluster_name": "c", "env": {"AWS_REGION": REGION, "AWS_ACCOUNT_ID": ACCOUNT,
-                                                          "AWS_OIDC_PROVIDER": ISSUER}}  # fmt: skip
+    base: dict[str, Any] = {
+        "cluster_name": "c",
+        "env": {"AWS_REGION": REGION, "AWS_ACCOUNT_ID": ACCOUNT, "AWS_OIDC_PROVIDER": ISSUER},
+    }
     with pytest.raises(CloudConfigError, match=message.replace("(", r"\(")):
         await create_driver(DriverSettings(**{**base, **overrides}))
 

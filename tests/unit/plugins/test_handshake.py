@@ -21,7 +21,7 @@ from substratus_controller.plugins import handshake
 from substratus_controller.plugins.commandline import Output, PluginError
 from substratus_controller.plugins.handshake import ObjectDeleted, Target, URLExpired, Waiter, put_tarball, watch_object
 from substratus_controller.plugins.tarball import Tarball, pack
-from substratus_controller.runtime.client import WatchEvent
+from substratus_controller.runtime.watchstream import WatchEvent
 
 TARGET = Target(Kind.MODEL, "ns", "m")
 
@@ -66,8 +66,9 @@ async def test_an_expired_url_is_recognised(endpoint: tuple[UploadSigner, Path],
         await put_tarball(url, tarball, quiet()[0])
 
 
-async def test_other_refusals_name_the_status_not_the_url(endpoint: tuple[UploadSigner, Path],
-                                                          tarball: Tarball) -> None:  # fmt: skip
+async def test_other_refusals_name_the_status_not_the_url(
+    endpoint: tuple[UploadSigner, Path], tarball: Tarball
+) -> None:
     signer, target = endpoint
     url = signer.sign(target, md5_hex="0" * 32)  # signed for other content
     with pytest.raises(PluginError) as info:
@@ -85,9 +86,9 @@ async def test_an_unreachable_endpoint_does_not_leak_the_signature(tarball: Tarb
 
 
 # ------------------------------------------------------------------------------------------------ the state machine
-def model(generation: int = 2, *, upload: dict[str, Any] | None = None, conditions: list[dict[str, Any]] = ()) -> (
-    dict[str, Any]
-):  # fmt: skip
+def model(
+    generation: int = 2, *, upload: dict[str, Any] | None = None, conditions: list[dict[str, Any]] = ()
+) -> dict[str, Any]:
     status: dict[str, Any] = {"conditions": list(conditions)}
     if upload is not None:
         status["buildUpload"] = upload
@@ -157,8 +158,9 @@ async def test_a_failed_build_is_an_error_with_its_message(tarball: Tarball, put
 
 async def test_an_invalid_spec_ends_the_wait(tarball: Tarball, puts: Puts) -> None:
     with pytest.raises(PluginError, match="UnsupportedGPU: GPU type nvidia-l4"):
-        await waiter(tarball).step(model(conditions=[cond("Ready", "False", "UnsupportedGPU",
-                                                          message="GPU type nvidia-l4")]))  # fmt: skip
+        await waiter(tarball).step(
+            model(conditions=[cond("Ready", "False", "UnsupportedGPU", message="GPU type nvidia-l4")])
+        )
 
 
 @pytest.mark.parametrize("reason", ["JobFailed", "Suspended", "BuildFailed"])
@@ -233,8 +235,10 @@ async def test_watch_resumes_after_the_server_ends_it_and_relists_when_expired()
 
 async def test_run_returns_when_built(tarball: Tarball, puts: Puts) -> None:
     signed = model(upload={"requestID": "req-1", "signedURL": "http://x/u"})
-    built = model(upload={"requestID": "req-1", "storedMD5Checksum": tarball.md5_hex},
-                  conditions=[cond("Uploaded", "True"), cond("Built", "True")])  # fmt: skip
+    built = model(
+        upload={"requestID": "req-1", "storedMD5Checksum": tarball.md5_hex},
+        conditions=[cond("Uploaded", "True"), cond("Built", "True")],
+    )
     client = ScriptedClient([[WatchEvent("MODIFIED", signed), WatchEvent("MODIFIED", built)]])
     out, err = quiet()
     w = Waiter(client, TARGET, out, tarball=tarball)  # type: ignore[arg-type]

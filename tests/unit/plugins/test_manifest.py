@@ -90,8 +90,9 @@ def test_validation_names_every_offending_field() -> None:
 
 
 def test_a_server_needs_its_model() -> None:
-    body = manifest.with_upload({"apiVersion": "substratus.ai/v1", "kind": "Server", "metadata": {"name": "s"}},
-                                MD5, "r")  # fmt: skip
+    body = manifest.with_upload(
+        {"apiVersion": "substratus.ai/v1", "kind": "Server", "metadata": {"name": "s"}}, MD5, "r"
+    )
     with pytest.raises(PluginError, match=r"spec.model: Field required"):
         manifest.validate(body, Kind.SERVER, "s.yaml")
 
@@ -116,12 +117,15 @@ def test_prepare_drops_server_fields_and_sets_the_namespace() -> None:
 def test_with_upload_replaces_image_and_git() -> None:
     body = {"spec": {"image": "old", "build": {"git": {"url": "https://g/r"}}, "params": {"a": 1}}}
     assert manifest.with_upload(body, MD5, "req")["spec"] == {
-        "params": {"a": 1}, "build": {"upload": {"md5Checksum": MD5, "requestID": "req"}},
-    }  # fmt: skip
+        "params": {"a": 1},
+        "build": {"upload": {"md5Checksum": MD5, "requestID": "req"}},
+    }
     assert body["spec"]["image"] == "old"
 
 
 def test_dates_stay_strings(tmp_path: Path) -> None:
-    path = write(tmp_path, "apiVersion: substratus.ai/v1\nkind: Model\nmetadata: {name: m}\n"
-                           "spec: {params: {since: 2024-01-01}}\n")  # fmt: skip
+    path = write(
+        tmp_path,
+        "apiVersion: substratus.ai/v1\nkind: Model\nmetadata: {name: m}\nspec: {params: {since: 2024-01-01}}\n",
+    )
     assert manifest.load(path)["spec"]["params"]["since"] == "2024-01-01"

@@ -13,8 +13,7 @@ def pod(uid: str, *, ready: bool = True, deleting: bool = False) -> dict[str, An
     if deleting:
         meta["deletionTimestamp"] = "2026-12-01T10:00:00Z"
     conds = [{"type": "Ready", "status": "True" if ready else "False"}]
-    return {"metadata": meta, "status": {"phase": "Running", "conditions": conds,
-                                         "startTime": "2026-12-01T09:00:00Z"}}  # fmt: skip
+    return {"metadata": meta, "status": {"phase": "Running", "conditions": conds, "startTime": "2026-12-01T09:00:00Z"}}
 
 
 def tracker() -> PodTracker:

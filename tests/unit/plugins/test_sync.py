@@ -114,8 +114,10 @@ def test_the_watcher_reports_changes_and_skips_what_it_should(tmp_path: Path) ->
         proc.terminate()
         proc.wait(5)
     assert sorted((e["op"], e["path"]) for e in events) == [
-        ("CREATE", f"{root}/new.py"), ("REMOVE", f"{root}/old.py"), ("WRITE", f"{root}/src/keep.py"),
-    ]  # fmt: skip
+        ("CREATE", f"{root}/new.py"),
+        ("REMOVE", f"{root}/old.py"),
+        ("WRITE", f"{root}/src/keep.py"),
+    ]
     assert watcher_command() == ["python3", "-c", WATCHER, "/content"]
     assert watcher_command(since=12.5) == ["python3", "-c", WATCHER, "/content", "1", "12.500"]
 
@@ -174,8 +176,9 @@ def test_the_watcher_reports_files_saved_since_the_pod_started(tmp_path: Path) -
     (root / "saved-early.txt").write_text("new")
     (root / "params.json").write_text("{}")  # mounted by the operator: never synced
     since = time.time() - 5
-    proc = subprocess.Popen([sys.executable, "-c", WATCHER, str(root), "0.05", f"{since:.3f}"],
-                            stdout=subprocess.PIPE, text=True)  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-c", WATCHER, str(root), "0.05", f"{since:.3f}"], stdout=subprocess.PIPE, text=True
+    )
     try:
         events = read_events(proc, 1)
         time.sleep(0.3)

@@ -40,8 +40,9 @@ HOSTILE_PATHS = ["$(touch pwned)", "a'b\"c", "sub dir/`touch pwned`", "x;touch p
 
 
 def ctx(builder: str, *, insecure: bool = False, cloud: Any = None) -> RenderContext:
-    return RenderContext(cloud=cloud or LocalDriver(registry_url="localhost:5000"), builder=builder,
-                         insecure_registry=insecure)  # fmt: skip
+    return RenderContext(
+        cloud=cloud or LocalDriver(registry_url="localhost:5000"), builder=builder, insecure_registry=insecure
+    )
 
 
 def model(build: JSON) -> Model:
@@ -93,8 +94,10 @@ def test_buildah_container() -> None:
 def test_buildah_script_has_the_documented_steps() -> None:
     assert BUILDAH_SCRIPT.startswith("set -eu\n")
     assert 'tar -xzf "$BUILD_TARBALL" --no-same-owner -C /workspace' in BUILDAH_SCRIPT
-    bud = ('buildah bud --isolation chroot --storage-driver vfs --tls-verify="$BUILD_TLS_VERIFY" \\\n'
-           '    -f "$BUILD_DOCKERFILE" -t "$BUILD_TARGET" "$BUILD_CONTEXT"')  # fmt: skip
+    bud = (
+        'buildah bud --isolation chroot --storage-driver vfs --tls-verify="$BUILD_TLS_VERIFY" \\\n'
+        '    -f "$BUILD_DOCKERFILE" -t "$BUILD_TARGET" "$BUILD_CONTEXT"'
+    )
     assert bud in BUILDAH_SCRIPT
     assert 'buildah push --storage-driver vfs --tls-verify="$BUILD_TLS_VERIFY" "$BUILD_TARGET"' in BUILDAH_SCRIPT
 
@@ -223,8 +226,9 @@ exit 0
 """
 
 
-def run_script(tmp: Path, container: JSON, *, fail: str = "none", dockerfile: bool = True,
-               workspace: Path | None = None) -> tuple[subprocess.CompletedProcess[str], list[str]]:  # fmt: skip
+def run_script(
+    tmp: Path, container: JSON, *, fail: str = "none", dockerfile: bool = True, workspace: Path | None = None
+) -> tuple[subprocess.CompletedProcess[str], list[str]]:
     """Run the container's command as the kubelet would: env with `$$` -> `$`, fake buildah/tar on PATH.
     The workspace is redirected into `tmp` (the script's context paths come from env)."""
     bin_dir = tmp / "bin"
@@ -242,8 +246,9 @@ def run_script(tmp: Path, container: JSON, *, fail: str = "none", dockerfile: bo
         Path(variables["BUILD_DOCKERFILE"]).write_text("FROM scratch\n")
     log = tmp / "calls.log"
     full_env = {"PATH": f"{bin_dir}:{os.environ['PATH']}", "FAKE_LOG": str(log), **variables}
-    proc = subprocess.run(container["command"], env=full_env, cwd=tmp, capture_output=True, text=True,
-                          check=False, timeout=30)  # fmt: skip
+    proc = subprocess.run(
+        container["command"], env=full_env, cwd=tmp, capture_output=True, text=True, check=False, timeout=30
+    )
     calls = log.read_text().splitlines()[1::2] if log.exists() else []
     return proc, calls
 

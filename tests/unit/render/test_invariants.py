@@ -214,7 +214,7 @@ def test_builder_pod_is_the_documented_exception(case: str, cloud: str, children
 
 @pytest.mark.parametrize(("case", "cloud", "children"), OUTPUTS, ids=IDS)
 def test_read_only_dependency_mounts(case: str, cloud: str, children: list[dict[str, Any]]) -> None:
-    """The container contract's mount layout (decisions.md §3)."""
+    """The container contract's mount layout (docs/decisions.md §3)."""
     expected = {
         "params": ("/content/params.json", True),
         "artifacts": ("/content/artifacts", False),
@@ -279,8 +279,9 @@ def _user_env(case: str) -> dict[str, str]:
 
 
 @pytest.mark.parametrize(("case", "cloud", "children"), OUTPUTS, ids=IDS)
-def test_pull_policy_memory_limit_and_termination_message(case: str, cloud: str,
-                                                           children: list[dict[str, Any]]) -> None:  # fmt: skip
+def test_pull_policy_memory_limit_and_termination_message(
+    case: str, cloud: str, children: list[dict[str, Any]]
+) -> None:
     for what, pod_labels, spec in pods(children):
         if pod_labels.get("role") == "build":
             continue

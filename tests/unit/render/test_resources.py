@@ -27,8 +27,10 @@ def test_local_defaults_are_zero_so_nothing() -> None:
 
 def test_crd_defaults_when_present() -> None:
     res, selector, tolerations = container_resources(Resources(), LocalDriver())
-    assert res == {"requests": {"cpu": "2", "memory": "10Gi", "ephemeral-storage": "10Gi"},
-                   "limits": {"memory": "10Gi"}}  # fmt: skip
+    assert res == {
+        "requests": {"cpu": "2", "memory": "10Gi", "ephemeral-storage": "10Gi"},
+        "limits": {"memory": "10Gi"},
+    }
     assert (selector, tolerations) == ({}, [])
 
 

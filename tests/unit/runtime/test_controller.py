@@ -8,9 +8,9 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
-from substratus_controller.runtime.client import Conflict, NotFound, ServerError
 from substratus_controller.runtime.clock import FakeClock
 from substratus_controller.runtime.controller import Controller, Request, Result, RetryableError, TerminalError
+from substratus_controller.runtime.errors import Conflict, NotFound, ServerError
 from substratus_controller.runtime.metrics import RuntimeMetrics
 
 Reconciler = Callable[[Request], Awaitable[Result | None]]

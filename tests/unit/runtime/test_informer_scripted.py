@@ -10,12 +10,13 @@ from typing import Any
 import pytest
 
 from substratus_controller.runtime.backoff import Backoff
-from substratus_controller.runtime.client import ServerError, WatchEvent, WatchIdle
 from substratus_controller.runtime.clock import FakeClock
+from substratus_controller.runtime.errors import ServerError, WatchIdle
 from substratus_controller.runtime.informer import FuncHandler, Informer
 from substratus_controller.runtime.metrics import RuntimeMetrics
 from substratus_controller.runtime.resource import Resource
 from substratus_controller.runtime.store import projection
+from substratus_controller.runtime.watchstream import WatchEvent
 
 RES = Resource("example.com", "v1", "widgets", "Widget")
 

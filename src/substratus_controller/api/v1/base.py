@@ -66,7 +66,7 @@ class ApiModel(BaseModel):
         return self.model_dump(mode="json", by_alias=True, exclude_none=True, exclude_unset=True)
 
 
-# Length limits (decisions.md §1: every string has maxLength, every list maxItems, every map maxProperties).
+# Length limits (docs/decisions.md §1: every string has maxLength, every list maxItems, every map maxProperties).
 MAX_URL = 2048
 MAX_IMAGE = 1024
 MAX_ARG = 8192

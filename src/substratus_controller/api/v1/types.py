@@ -1,7 +1,7 @@
 """Shared substratus.ai/v1 types: builds, uploads, resources, GPUs, references, conditions, statuses.
 
 Field names, JSON names and descriptions follow the seed API reference. Limits and cross-field rules follow
-decisions.md §1; each cross-field rule exists twice, as CEL for the CRD and as a Python validator, kept in
+docs/decisions.md §1; each cross-field rule exists twice, as CEL for the CRD and as a Python validator, kept in
 step by tests (see base.py).
 """
 
