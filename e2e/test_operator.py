@@ -24,7 +24,7 @@ from e2e.conftest import (
     resource_versions,
     wait_condition,
 )
-from substratus_controller.constants import Kind
+from substratus_controller.constants import SA_MODEL_SERVER, Kind
 from substratus_controller.resources import RESOURCE_OF
 from substratus_controller.runtime import resources as k8s
 from substratus_controller.runtime.client import Client
@@ -79,7 +79,7 @@ async def test_full_chain_reaches_ready_and_honours_the_container_contract(
     job = await client.get(k8s.JOBS, "squad-data-loader", namespace)
     pod = job["spec"]["template"]["spec"]
     load = container(pod, "load")
-    assert pod["serviceAccountName"] == "data-loader"
+    assert pod["serviceAccountName"] == "substratus-data-loader"
     assert job["spec"]["backoffLimit"] == 2
     assert mounts(load)["/content/params.json"]["subPath"] == "params.json"
     assert "readOnly" not in mounts(load)["/content/artifacts"] or not mounts(load)["/content/artifacts"]["readOnly"]
@@ -101,7 +101,7 @@ async def test_full_chain_reaches_ready_and_honours_the_container_contract(
     assert m["/content/model"]["readOnly"] is True
     assert "/content/artifacts" in m
     assert env(model_c)["PARAM_EPOCHS"] == "1"
-    assert trained["spec"]["template"]["spec"]["serviceAccountName"] == "modeller"
+    assert trained["spec"]["template"]["spec"]["serviceAccountName"] == "substratus-modeller"
 
     # Server: Service 8080 -> http-serve, Deployment with the model mounted.
     svc = await client.get(k8s.SERVICES, "facebook-opt-125m-squad-server", namespace)
@@ -111,7 +111,7 @@ async def test_full_chain_reaches_ready_and_honours_the_container_contract(
     serve = container(dep["spec"]["template"]["spec"], "serve")
     assert serve["ports"][0] == {"name": "http-serve", "containerPort": 8080, "protocol": "TCP"}
     assert mounts(serve)["/content/model"]["readOnly"] is True
-    assert dep["spec"]["template"]["spec"]["serviceAccountName"] == "model-server"
+    assert dep["spec"]["template"]["spec"]["serviceAccountName"] == "substratus-model-server"
 
     # Notebook: Pod with the token from its Secret.
     nb_pod = await client.get(k8s.PODS, "facebook-opt-125m-squad-notebook", namespace)
@@ -124,7 +124,7 @@ async def test_full_chain_reaches_ready_and_honours_the_container_contract(
     assert set(mounts(nb)) >= {"/content/params.json", "/content/artifacts", "/content/data", "/content/model"}
 
     # Shared ServiceAccounts exist, unowned.
-    for sa in ("data-loader", "modeller", "notebook", "model-server"):
+    for sa in ("substratus-data-loader", "substratus-modeller", "substratus-notebook", "substratus-model-server"):
         obj = await client.get(k8s.SERVICEACCOUNTS, sa, namespace)
         assert not obj["metadata"].get("ownerReferences")
 
@@ -312,7 +312,57 @@ async def test_deleting_a_parent_garbage_collects_its_children(client: Client, n
         return True
 
     await eventually(gone, timeout=90)
-    assert (await client.get(k8s.SERVICEACCOUNTS, "model-server", namespace))["metadata"]["name"] == "model-server"
+    assert (await client.get(k8s.SERVICEACCOUNTS, SA_MODEL_SERVER, namespace))["metadata"]["name"] == SA_MODEL_SERVER
+
+
+# ------------------------------------------------------------------------------------------------- trust
+async def test_a_child_name_taken_by_another_object_is_a_conflict_never_a_takeover(
+    stack: Stack, client: Client, namespace: str
+) -> None:
+    """Issue 13 §2: an unlabelled Service and a labelled-but-unowned ConfigMap hold the Server's child names.
+    The Server reports ChildConflict naming both, with a Warning Event; neither object is touched, nothing
+    else is written, and the reconcile is not retried in a loop. Once the names are free, it recovers."""
+    victim_service = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "taken-server", "namespace": namespace},
+        "spec": {"selector": {"app": "victim"}, "ports": [{"port": 80, "targetPort": 8080}]},
+    }
+    victim_cm = {
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "taken-server-params", "namespace": namespace,
+                     "labels": {"app.kubernetes.io/managed-by": "substratus"}},
+        "data": {"params.json": "{\"victim\": true}"},
+    }  # fmt: skip
+    service = await client.create(k8s.SERVICES, victim_service)
+    cm = await client.create(k8s.CONFIGMAPS, victim_cm)
+    await create(client, namespace, manifest("Model", "m", {"image": "example.com/m:1"}))
+    await wait_condition(client, Kind.MODEL, namespace, "m", "Ready", "True", timeout=60)
+    await create(client, namespace, manifest("Server", "taken", {"image": "example.com/s:1", "model": {"name": "m"}}))
+    obj = await wait_condition(client, Kind.SERVER, namespace, "taken", "Serving", "False", reason="ChildConflict")
+    message = condition(obj, "Serving")["message"]
+    assert "Service taken-server" in message, message
+    assert "ConfigMap taken-server-params" in message, message
+    events = await eventually(lambda: events_for(client, namespace, "taken"))
+    seen = [(e["reason"], e["type"], e.get("note")) for e in events]
+    assert ("ChildConflict", "Warning") in [r[:2] for r in seen], seen
+    await asyncio.sleep(3)
+    after = await get(client, Kind.SERVER, namespace, "taken")
+    assert after["metadata"]["resourceVersion"] == obj["metadata"]["resourceVersion"], "no retry loop"
+    for res, before in ((k8s.SERVICES, service), (k8s.CONFIGMAPS, cm)):
+        now = await client.get(res, before["metadata"]["name"], namespace)
+        assert now["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"], f"{res} was written"
+        assert not now["metadata"].get("ownerReferences"), now["metadata"]
+    with pytest.raises(NotFound):
+        await client.get(k8s.DEPLOYMENTS, "taken-server", namespace)
+
+    # The names are freed: the next reconcile (here prompted by an annotation) serves.
+    await client.delete(k8s.SERVICES, "taken-server", namespace)
+    await client.delete(k8s.CONFIGMAPS, "taken-server-params", namespace)
+    await patch(client, Kind.SERVER, namespace, "taken", {"metadata": {"annotations": {"touched": "1"}}})
+    await wait_condition(client, Kind.SERVER, namespace, "taken", "Ready", "True", timeout=60)
+    service = await client.get(k8s.SERVICES, "taken-server", namespace)
+    assert service["metadata"]["ownerReferences"][0]["uid"] == obj["metadata"]["uid"]
 
 
 # ------------------------------------------------------------------------------------------------- no-op resync

@@ -113,6 +113,8 @@ class Reason(StrEnum):
     CONTAINER_CONFIG_ERROR = "ContainerConfigError"
     # builds without a usable image registry (cloud/registry_hosting.py)
     REGISTRY_NOT_CONFIGURED = "RegistryNotConfigured"
+    # a child's name is taken by an object this controller did not create (plan/ownership.py)
+    CHILD_CONFLICT = "ChildConflict"
 
 
 # Events are warnings when a condition turns False for one of these reasons.
@@ -132,6 +134,7 @@ WARNING_REASONS: Final = frozenset(
         Reason.UNSCHEDULABLE,
         Reason.CONTAINER_CONFIG_ERROR,
         Reason.REGISTRY_NOT_CONFIGURED,
+        Reason.CHILD_CONFLICT,
     }
 )
 
@@ -140,12 +143,14 @@ WARNING_REASONS: Final = frozenset(
 LOCAL_REGISTRY_HOSTING_NAME: Final = "local-registry-hosting"
 LOCAL_REGISTRY_HOSTING_KEY: Final = "localRegistryHosting.v1"
 
-# Fixed, per-namespace ServiceAccounts.
-SA_BUILDER: Final = "container-builder"
-SA_DATA_LOADER: Final = "data-loader"
-SA_MODELLER: Final = "modeller"
-SA_NOTEBOOK: Final = "notebook"
-SA_MODEL_SERVER: Final = "model-server"
+# Fixed, per-namespace ServiceAccounts. Prefixed (upstream: container-builder, data-loader, ...), so that
+# a namespace's own ServiceAccount of a common name (`notebook`) is never taken over: the controller writes
+# only SAs labelled as its own (plan/ownership.py).
+SA_BUILDER: Final = "substratus-container-builder"
+SA_DATA_LOADER: Final = "substratus-data-loader"
+SA_MODELLER: Final = "substratus-modeller"
+SA_NOTEBOOK: Final = "substratus-notebook"
+SA_MODEL_SERVER: Final = "substratus-model-server"
 
 # Container names.
 CONTAINER_BUILDER: Final = "builder"

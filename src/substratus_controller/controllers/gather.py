@@ -2,7 +2,8 @@
 
 Reads only caches, never a live GET; the one read beyond them is storage's md5 of an uploaded build context
 that still has to be built (the plan decides when: plan.prologue.upload_to_check). Each kind's observation
-holds exactly what its plan reads (plan/observation.py).
+holds exactly what its plan reads (plan/observation.py), and of the children only those this object
+controls (plan/ownership.py): a same-named object of someone else is never judged, deleted or adopted.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from substratus_controller.plan import (
     Observation,
     ServerObservation,
 )
+from substratus_controller.plan.ownership import controlled_by
 from substratus_controller.plan.prologue import upload_to_check
 from substratus_controller.render.context import RenderContext
 from substratus_controller.render.names import (
@@ -45,26 +47,30 @@ def _ref(raw: JSON, field: str) -> str | None:
 def observe(kind: Kind, raw: JSON, caches: Caches, *, stored_md5: str | None = None) -> Observation:
     """The observation of `raw` (a cached object of `kind`) from the caches."""
     meta = raw["metadata"]
-    ns, name = meta["namespace"], meta["name"]
-    build_job = caches.jobs.get(ns, build_job_name(kind, name))
+    ns, name, uid = meta["namespace"], meta["name"], meta.get("uid", "")
+
+    def own(child: JSON | None) -> JSON | None:
+        return child if controlled_by(child, uid) else None  # a same-named object of another: not ours to judge
+
+    build_job = own(caches.jobs.get(ns, build_job_name(kind, name)))
     pods = tuple(caches.pods_of(kind, ns, name, run=False))
     model_name, dataset_name = _ref(raw, "model"), _ref(raw, "dataset")
     model = caches.models.get(ns, model_name) if model_name else None
     dataset = caches.datasets.get(ns, dataset_name) if dataset_name else None
     if kind is Kind.DATASET:
-        job = caches.jobs.get(ns, loader_job_name(name))
+        job = own(caches.jobs.get(ns, loader_job_name(name)))
         return DatasetObservation(obj=raw, build_job=build_job, pods=pods, stored_md5=stored_md5, job=job)
     if kind is Kind.MODEL:
-        job = caches.jobs.get(ns, modeller_job_name(name))
+        job = own(caches.jobs.get(ns, modeller_job_name(name)))
         return ModelObservation(
             obj=raw, build_job=build_job, pods=pods, stored_md5=stored_md5, job=job, base_model=model, dataset=dataset
         )
     if kind is Kind.NOTEBOOK:
-        pod = caches.pods.get(ns, notebook_pod_name(name))
+        pod = own(caches.pods.get(ns, notebook_pod_name(name)))
         return NotebookObservation(
             obj=raw, build_job=build_job, pods=pods, stored_md5=stored_md5, pod=pod, model=model, dataset=dataset
         )
-    deployment = caches.deployments.get(ns, server_name(name))
+    deployment = own(caches.deployments.get(ns, server_name(name)))
     return ServerObservation(
         obj=raw, build_job=build_job, pods=pods, stored_md5=stored_md5, deployment=deployment, model=model
     )

@@ -14,6 +14,8 @@ Order, and why:
 10. report                   - the status, written once and only when it changed; Events for transitions
 
 Any step may raise RetryableError (the controller retries with backoff); later steps then do not run.
+Before the steps, `taken_children` looks for children whose names are taken by objects that are not ours
+(plan/ownership.py); the engine then carries out the conflict report instead of the Plan.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from substratus_controller.cloud.base import StorageError
 from substratus_controller.constants import FIELD_MANAGER, WARNING_REASONS
 from substratus_controller.jsontypes import JSON
 from substratus_controller.plan import Plan
+from substratus_controller.plan.ownership import describe, ours
 from substratus_controller.plan.upload import URL_LIFETIME
 from substratus_controller.runtime import resources as k8s
 from substratus_controller.runtime.cache import CachedResource
@@ -63,6 +66,27 @@ async def _bounded(call: Awaitable[T], what: str) -> T:
         return await asyncio.wait_for(call, STORAGE_TIMEOUT)
     except (StorageError, TimeoutError) as exc:
         raise RetryableError(f"{what}: {exc}") from None
+
+
+async def taken_children(op: Operator, target: Target, plan: Plan) -> list[str]:
+    """The children the Plan would write whose names are taken by objects that are not ours.
+
+    The caches hold only objects labelled as ours; a child they lack is looked up once, live (the first
+    write of a child, or a name someone else took), so a steady reconcile makes no extra request."""
+    uid = str(target.obj["metadata"].get("uid", ""))
+    taken = []
+    accounts = [(k8s.SERVICEACCOUNTS, sa) for sa in plan.service_accounts]
+    for resource, desired in [*plan.mounts, *accounts, *plan.apply]:
+        meta = desired["metadata"]
+        existing = op.caches.of(resource).get(meta.get("namespace"), meta["name"])
+        if existing is None:
+            try:
+                existing = await op.client.get(resource, meta["name"], meta.get("namespace"))
+            except NotFound:
+                continue
+        if not ours(desired, existing, uid):
+            taken.append(describe(existing, resource.kind))
+    return taken
 
 
 async def sign_upload(op: Operator, target: Target, plan: Plan) -> None:

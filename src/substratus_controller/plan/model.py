@@ -17,7 +17,7 @@ from substratus_controller.status.conditions import Cond
 
 from .observation import ModelObservation
 from .outcome import Plan
-from .prologue import RENDER_ERRORS, adopt_run, artifacts_of, begin, dependency_gate, invalid_after_build
+from .prologue import RENDER_ERRORS, adopt_run, begin, dependency_gate, dependency_url, invalid_after_build
 from .runs import plan_run, run_id
 
 
@@ -43,15 +43,18 @@ def plan_model(seen: ModelObservation, *, ctx: RenderContext, now: str, rng: Ran
         return start
     obj, raw = start.obj, seen.obj
     meta = obj.metadata
-    base, data = seen.base_model, seen.dataset
     rid = run_id(obj)
     try:
         desired = modeller_job(
             obj,
             ctx,
             run_id=rid,
-            base_model_url=artifacts_of(base, Kind.MODEL, ctx.cloud) if base is not None else None,
-            dataset_url=artifacts_of(data, Kind.DATASET, ctx.cloud) if data is not None else None,
+            base_model_url=dependency_url(
+                obj.spec.model.name if obj.spec.model else None, Kind.MODEL, meta.namespace, ctx.cloud
+            ),
+            dataset_url=dependency_url(
+                obj.spec.dataset.name if obj.spec.dataset else None, Kind.DATASET, meta.namespace, ctx.cloud
+            ),
         )
         params = params_configmap(obj, Kind.MODEL)
     except RENDER_ERRORS as exc:

@@ -107,7 +107,6 @@ def plan_pod(start: Started[Notebook], seen: NotebookObservation, storage: str |
     """The notebook's children (params, PVC, token Secret, Pod) and Serving, once the Pod may run."""
     obj, raw, pod, plan = start.obj, seen.obj, seen.pod, start.plan
     meta = obj.metadata
-    model, data = seen.model, seen.dataset
     model_name = obj.spec.model.name if obj.spec.model else None
     dataset_name = obj.spec.dataset.name if obj.spec.dataset else None
     try:
@@ -115,8 +114,8 @@ def plan_pod(start: Started[Notebook], seen: NotebookObservation, storage: str |
             obj,
             ctx,
             token_secret=notebook_token_secret_name(meta.name),
-            model_url=dependency_url(model, model_name, Kind.MODEL, meta.namespace, ctx.cloud),
-            dataset_url=dependency_url(data, dataset_name, Kind.DATASET, meta.namespace, ctx.cloud),
+            model_url=dependency_url(model_name, Kind.MODEL, meta.namespace, ctx.cloud),
+            dataset_url=dependency_url(dataset_name, Kind.DATASET, meta.namespace, ctx.cloud),
             pvc=notebook_pvc_name(meta.name) if storage else None,
         )
         params = params_configmap(obj, Kind.NOTEBOOK)

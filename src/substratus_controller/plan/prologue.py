@@ -64,16 +64,11 @@ def invalid_after_build(raw: JSON, kind: Kind, error: str | Exception, now: str,
     return started.plan
 
 
-def dependency_url(
-    dep: JSON | None, name: str | None, kind: Kind, namespace: str, cloud: CloudDriver
-) -> BucketURL | None:
-    """Where the dependency `name` of `kind` keeps its artifacts: its reported URL, else the computed one
-    (also while it is missing: a running workload keeps its mounts); None when the spec names none."""
-    if name is None:
-        return None
-    if dep is not None:
-        return artifacts_of(dep, kind, cloud)
-    return cloud.artifact_url(kind, namespace, name)
+def dependency_url(name: str | None, kind: Kind, namespace: str, cloud: CloudDriver) -> BucketURL | None:
+    """Where the dependency `name` of `kind` keeps its artifacts, computed by the driver from its identity
+    (never read from its status, which anyone allowed to patch it could point at another prefix or the
+    node's /etc); None when the spec names no such dependency."""
+    return cloud.artifact_url(kind, namespace, name) if name is not None else None
 
 
 def dependency_gate(
@@ -85,15 +80,6 @@ def dependency_gate(
     if not (dep.get("status") or {}).get("ready"):
         return Cond(ctype, False, not_ready, f"Waiting for {what} {name} to be ready")
     return None
-
-
-def artifacts_of(dep: JSON, kind: Kind, cloud: CloudDriver) -> BucketURL:
-    """Where a dependency's artifacts are: its reported URL, else the computed one."""
-    url = ((dep.get("status") or {}).get("artifacts") or {}).get("url")
-    if url:
-        return BucketURL.parse(url)
-    meta = dep["metadata"]
-    return cloud.artifact_url(kind, meta["namespace"], meta["name"])
 
 
 def start_plan(

@@ -20,7 +20,7 @@ from substratus_controller.status.pods import first_problem, previous_pull_messa
 
 from .observation import ServerObservation
 from .outcome import Plan
-from .prologue import RENDER_ERRORS, artifacts_of, begin, dependency_gate, invalid_after_build, runs_pods
+from .prologue import RENDER_ERRORS, begin, dependency_gate, invalid_after_build, runs_pods
 
 
 def plan_server(seen: ServerObservation, *, ctx: RenderContext, now: str, rng: Random) -> Plan:
@@ -36,11 +36,7 @@ def plan_server(seen: ServerObservation, *, ctx: RenderContext, now: str, rng: R
                                not_ready=Reason.MODEL_NOT_READY, ctype=ConditionType.SERVING)  # fmt: skip
         if gate is not None:
             return start.finish(raw, gate, now)
-    model_url = (
-        artifacts_of(model, Kind.MODEL, ctx.cloud)
-        if model is not None
-        else ctx.cloud.artifact_url(Kind.MODEL, meta.namespace, obj.spec.model.name)
-    )
+    model_url = ctx.cloud.artifact_url(Kind.MODEL, meta.namespace, obj.spec.model.name)  # never from status
     try:
         desired = server_deployment(obj, ctx, model_url=model_url)
         service = server_service(obj)

@@ -9,12 +9,12 @@ Invariants:
   `substratus.ai/run: <run_id>` on the Job and its pods (a new run never reuses an old Job's identity),
   pod annotation `kubectl.kubernetes.io/default-container` plus the driver's bucket annotations, command
   only when set (otherwise the image's entrypoint), env = spec.env + PARAM_* (sorted).
-- Mounts (the container contract, docs/upstream-behaviour.md §11): `params` at /content/params.json (subPath, RO); own
-  bucket prefix's `artifacts/` at /content/artifacts (RW); a Model also mounts the dataset's `artifacts/` at
+- Mounts (the container contract, docs/upstream-behaviour.md §11): `params` at /content/params.json (subPath,
+  RO); own bucket prefix's `artifacts/` at /content/artifacts (RW); a Model also mounts the dataset's `artifacts/` at
   /content/data and the base model's `artifacts/` at /content/model, both RO. The caller resolves those URLs (the
-  dependency's `status.artifacts.url`, else its computed URL). A reference whose URL is None is not mounted
-  (the caller gates on missing dependencies before starting a run); a URL for a reference the spec does
-  not make is a ValueError.
+  driver's URL for the dependency's identity; never its status, which is not a trusted input). A reference whose URL is
+  None is not mounted (the caller gates on missing dependencies before starting a run); a URL for a reference the spec
+  does not make is a ValueError.
 """
 
 from __future__ import annotations

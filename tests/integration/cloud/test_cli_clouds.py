@@ -126,10 +126,10 @@ async def test_aws_controller_wires_irsa_mountpoint_and_s3(
         assert pv["spec"]["csi"]["volumeAttributes"]["bucketName"] == "ml-artifacts"
         pvc = await client.get(k8s.PERSISTENTVOLUMECLAIMS, "substratus-artifacts", ns)
         assert pvc["spec"]["volumeName"] == pv["metadata"]["name"]
-        sa = await client.get(k8s.SERVICEACCOUNTS, "data-loader", ns)
+        sa = await client.get(k8s.SERVICEACCOUNTS, "substratus-data-loader", ns)
         assert sa["metadata"]["annotations"]["eks.amazonaws.com/role-arn"] == ROLE
         trust = iam.get_role(RoleName="substratus")["Role"]["AssumeRolePolicyDocument"]
-        assert f"system:serviceaccount:{ns}:data-loader" in json.dumps(trust)
+        assert f"system:serviceaccount:{ns}:substratus-data-loader" in json.dumps(trust)
         prefix = object_hash("prod", Kind.DATASET, ns, "squad")
         keys = [o["Key"] for o in s3.list_objects_v2(Bucket="ml-artifacts").get("Contents", [])]
         assert f"{prefix}/artifacts/" in keys
@@ -167,11 +167,11 @@ async def test_gcp_controller_wires_workload_identity_and_gcs_fuse(
         assert template["metadata"]["annotations"]["gke-gcsfuse/volumes"] == "true"
         volume = next(v for v in template["spec"]["volumes"] if v["name"] == "artifacts")
         assert volume["csi"]["driver"] == "gcsfuse.csi.storage.gke.io"
-        sa = await client.get(k8s.SERVICEACCOUNTS, "data-loader", ns)
+        sa = await client.get(k8s.SERVICEACCOUNTS, "substratus-data-loader", ns)
         principal = sa["metadata"]["annotations"]["iam.gke.io/gcp-service-account"]
         assert principal.endswith(".iam.gserviceaccount.com")
         policy = json.dumps(iam.policies)
-        assert member(ns, "data-loader") in policy
+        assert member(ns, "substratus-data-loader") in policy
         obj = await client.get(DATASETS, "squad", ns)
         assert obj["status"]["artifacts"]["url"].startswith("gs://")
     finally:

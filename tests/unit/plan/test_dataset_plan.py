@@ -61,9 +61,9 @@ PLAIN = ds()
 GIT_PENDING = ds(image=None, git=GIT)
 UPLOADING = ds(image=None, upload=UPLOAD)
 RETRY = {ANNOTATION_RETRY: "1"}
-RUN = {"ServiceAccount/data-loader", "ConfigMap/d-dataset-params"}
+RUN = {"ServiceAccount/substratus-data-loader", "ConfigMap/d-dataset-params"}
 JOB = "Job/d-data-loader"
-BUILD = {"ServiceAccount/container-builder", "Job/d-dataset-bld"}
+BUILD = {"ServiceAccount/substratus-container-builder", "Job/d-dataset-bld"}
 BUILD_JOB = "Job/d-dataset-bld"
 LATER = "2026-01-01T00:02:00Z"
 OUTSTANDING = {"buildUpload": {"requestID": "r1", "signedURL": "https://upload.example/x", "expiration": LATER}}

@@ -63,9 +63,9 @@ GIT_PENDING = model(image=None, git=GIT)
 UPLOADING = model(image=None, upload=UPLOAD)
 BASE, DATA = dep(Kind.MODEL, "base"), dep(Kind.DATASET, "data")
 BASE_NOT_READY, DATA_NOT_READY = dep(Kind.MODEL, "base", ready=False), dep(Kind.DATASET, "data", ready=False)
-RUN = {"ServiceAccount/modeller", "ConfigMap/m-model-params"}
+RUN = {"ServiceAccount/substratus-modeller", "ConfigMap/m-model-params"}
 JOB = "Job/m-modeller"
-BUILD = {"ServiceAccount/container-builder", "Job/m-model-bld"}
+BUILD = {"ServiceAccount/substratus-container-builder", "Job/m-model-bld"}
 OTHER_RUN = "0" * 16
 
 NOT_COMPLETE = ("Complete", "False", "JobNotComplete")
@@ -166,10 +166,15 @@ def test_model_plan(seen: ModelObservation, want: Summary, ctx: RenderContext) -
     check(plan_model(seen, ctx=ctx, now=NOW, rng=rng()), M, want)
 
 
-def test_the_modeller_mounts_the_artifacts_its_dependencies_report() -> None:
-    base = dep(Kind.MODEL, "base", url="file:///srv/elsewhere/base-model")
-    data = dep(Kind.DATASET, "data", url="file:///srv/elsewhere/the-data")
+def test_the_modeller_never_mounts_what_its_dependencies_status_claims() -> None:
+    """Issue 13 §3: a dependency's status.artifacts.url is not a trusted input (anyone who may patch the
+    status could mount /etc of the node or another tenant's prefix); the driver's URLs are mounted."""
+    base = dep(Kind.MODEL, "base", url="file:///etc")
+    data = dep(Kind.DATASET, "data", url="file:///srv/another-tenant")
     plan = plan_model(seen(TRAIN, base_model=base, dataset=data), ctx=CTX, now=NOW, rng=rng())
     (job,) = [body for res, body in plan.apply if res == k8s.JOBS]
     paths = {v["hostPath"]["path"] for v in job["spec"]["template"]["spec"]["volumes"] if "hostPath" in v}
-    assert {"/srv/elsewhere/base-model", "/srv/elsewhere/the-data"} <= paths
+    assert not {"/etc", "/srv/another-tenant"} & paths
+    ns = TRAIN["metadata"]["namespace"]
+    computed = {CTX.cloud.artifact_url(k, ns, n).path for k, n in ((Kind.MODEL, "base"), (Kind.DATASET, "data"))}
+    assert computed <= paths

@@ -59,11 +59,11 @@ WITH_DEPS = nb(model="llm", dataset="data")
 MODEL, DATA = dep(Kind.MODEL, "llm"), dep(Kind.DATASET, "data")
 STORAGE = nb(annotations={ANNOTATION_NOTEBOOK_STORAGE: "20Gi"})
 BAD_STORAGE = {ANNOTATION_NOTEBOOK_STORAGE: "20GB"}
-RUN = {"ServiceAccount/notebook", "ConfigMap/nb-notebook-params"}
+RUN = {"ServiceAccount/substratus-notebook", "ConfigMap/nb-notebook-params"}
 POD = "Pod/nb-notebook"
 PVC = "PersistentVolumeClaim/nb-notebook"
 SECRET = "Secret/nb-notebook-token"
-BUILD = {"ServiceAccount/container-builder", "Job/nb-notebook-bld"}
+BUILD = {"ServiceAccount/substratus-container-builder", "Job/nb-notebook-bld"}
 
 NOT_READY = ("Serving", "False", "PodNotReady")
 SERVING = ("Serving", "True", "PodReady")

@@ -56,8 +56,13 @@ GIT_PENDING = server(image=None, git=GIT)
 REBUILDING = server(git=GIT)
 MODEL = dep(Kind.MODEL, "llm")
 DOWN, UP = deployment(PLAIN), deployment(PLAIN, ready_replicas=1)
-SERVE = {"ServiceAccount/model-server", "ConfigMap/s-server-params", "Service/s-server", "Deployment/s-server"}
-BUILD = {"ServiceAccount/container-builder", "Job/s-server-bld"}
+SERVE = {
+    "ServiceAccount/substratus-model-server",
+    "ConfigMap/s-server-params",
+    "Service/s-server",
+    "Deployment/s-server",
+}
+BUILD = {"ServiceAccount/substratus-container-builder", "Job/s-server-bld"}
 
 NOT_READY = ("Serving", "False", "DeploymentNotReady")
 SERVING = ("Serving", "True", "DeploymentReady")
@@ -146,9 +151,13 @@ def mounted_paths(plan_seen: ServerObservation) -> set[str]:
     return {v["hostPath"]["path"] for v in body["spec"]["template"]["spec"]["volumes"] if "hostPath" in v}
 
 
-def test_the_deployment_mounts_the_artifacts_the_model_reports() -> None:
-    model = dep(Kind.MODEL, "llm", url="file:///srv/elsewhere/llm")
-    assert "/srv/elsewhere/llm" in mounted_paths(seen(PLAIN, model=model))
+def test_a_forged_status_url_is_never_mounted() -> None:
+    """Issue 13 §3: anyone who may patch the Model's status could point it at the node's /etc; the Server
+    mounts the driver's URL for the Model's identity instead."""
+    forged = dep(Kind.MODEL, "llm", url="file:///etc")
+    paths = mounted_paths(seen(PLAIN, model=forged))
+    assert "/etc" not in paths
+    assert CTX.cloud.artifact_url(Kind.MODEL, "ns", "llm").path in paths
 
 
 def test_a_missing_model_keeps_the_computed_artifacts_of_a_running_server() -> None:

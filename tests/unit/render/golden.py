@@ -8,8 +8,6 @@ would supply:
     builder: kaniko | buildah        (default: the cloud's, as the controller's settings: local buildah,
                                       fake-gke kaniko like gcp and aws)
     insecureRegistry: true | false   (default: true on local only, as the controller's settings)
-    modelURL, datasetURL: bucket URLs the dependencies report (their status.artifacts.url); default: none
-                                      reported, so the plan computes them
 
 The observation is that of the first reconcile of a fresh object: no children yet, the build context (for
 uploads) already in storage, and every dependency the spec names present and ready. The plan's `now` is
@@ -42,7 +40,7 @@ from .drivers import driver
 
 GOLDEN = Path(__file__).resolve().parents[2] / "golden"
 CLASSES = {"Dataset": Dataset, "Model": Model, "Notebook": Notebook, "Server": Server}
-CONTEXT_KEYS = {"cloud", "builder", "insecureRegistry", "modelURL", "datasetURL"}
+CONTEXT_KEYS = {"cloud", "builder", "insecureRegistry"}
 NOW = "2026-01-01T00:00:00Z"
 
 
@@ -69,8 +67,8 @@ def load_input(case: Path) -> tuple[Dataset | Model | Notebook | Server, JSON]:
     return CLASSES[obj_doc["kind"]].model_validate(obj_doc), context
 
 
-def _ready(kind: Kind, namespace: str, name: str, url: str | None) -> JSON:
-    status: JSON = {"ready": True, **({"artifacts": {"url": url}} if url else {})}
+def _ready(kind: Kind, namespace: str, name: str) -> JSON:
+    status: JSON = {"ready": True}
     return {"apiVersion": "substratus.ai/v1", "kind": kind.value, "metadata": {"name": name,
             "namespace": namespace}, "status": status}  # fmt: skip
 
@@ -81,11 +79,11 @@ def observation(raw: JSON, context: JSON) -> Observation:
     upload = (spec.get("build") or {}).get("upload")
     stored = upload["md5Checksum"].lower() if upload else None
 
-    def dep(field: str, kind: Kind, url_key: str) -> JSON | None:
+    def dep(field: str, kind: Kind) -> JSON | None:
         ref = spec.get(field)
-        return _ready(kind, ns, ref["name"], context.get(url_key)) if ref else None
+        return _ready(kind, ns, ref["name"]) if ref else None
 
-    model, dataset = dep("model", Kind.MODEL, "modelURL"), dep("dataset", Kind.DATASET, "datasetURL")
+    model, dataset = dep("model", Kind.MODEL), dep("dataset", Kind.DATASET)
     kind = raw["kind"]
     if kind == "Dataset":
         return DatasetObservation(obj=raw, stored_md5=stored)
