@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
+from substratus_controller.plugins.uploadorigin import origin, parse_origins
 from substratus_controller.testing import ControlPlane
 from tests.conftest import ROOT
 from tests.pss import restricted_violations
@@ -101,3 +102,13 @@ def test_rbac_has_no_wildcards_and_reads_no_secrets() -> None:
 def test_crd_copies_in_the_manifests_are_the_generated_ones() -> None:
     for path in (ROOT / "api" / "v1").glob("*.yaml"):
         assert (ROOT / "manifests" / "base" / "crds" / path.name).read_text() == path.read_text()
+
+
+def test_the_local_overlay_publishes_its_upload_origin() -> None:
+    """The plugins upload only to published origins (plugins/uploadorigin.py): the local overlay publishes
+    exactly the origin of the upload URL its controller signs."""
+    docs = kustomize("local")
+    published = find(docs, "ConfigMap", "substratus-upload-origins")
+    assert published["metadata"]["namespace"] == "kube-public"
+    config = next(d for d in docs if d["kind"] == "ConfigMap" and "UPLOAD_PUBLIC_URL" in (d.get("data") or {}))
+    assert parse_origins(published["data"]["origins"]) == {origin(config["data"]["UPLOAD_PUBLIC_URL"])}

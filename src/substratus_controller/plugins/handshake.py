@@ -21,6 +21,8 @@ Protocol (docs/upstream-behaviour.md §3.3 and §10.2, with docs/decisions.md §
 - The build pods (labels `substratus.ai/<kind>=<name>`, `role=build`) are watched on the side and their
   phase changes printed; pods that existed before are only reported when they change.
 - Nothing printed holds the signed URL: errors about the PUT are redacted.
+- The tarball goes only to an upload origin of this cluster (plugins/uploadorigin.py): a forged signedURL
+  is refused with an error naming its origin.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -59,11 +62,12 @@ from substratus_controller.runtime.errors import (
 )
 from substratus_controller.runtime.redact import redact
 from substratus_controller.runtime.resource import Resource
-from substratus_controller.runtime.resources import PODS
+from substratus_controller.runtime.resources import CONFIGMAPS, PODS
 from substratus_controller.runtime.watchloop import RELISTED, WatchLoop
 
 from .commandline import Output, PluginError
 from .tarball import Tarball
+from .uploadorigin import UPLOAD_ORIGINS_NAME, UPLOAD_ORIGINS_NAMESPACE, configured_origins, upload_refusal
 
 TERMINAL_REASONS = {Reason.INVALID_SPEC.value, Reason.UNSUPPORTED_GPU.value}
 NOT_READY_FAILURES = {Reason.BUILD_FAILED.value, Reason.JOB_FAILED.value, Reason.SUSPENDED.value}
@@ -275,6 +279,9 @@ class Waiter:
         up = (obj.get("status") or {}).get("buildUpload") or {}
         if up.get("requestID") == self.request_id and up.get("signedURL") and self.request_id not in self.uploaded:
             self.uploaded.add(self.request_id)
+            refusal = upload_refusal(str(up["signedURL"]), await self.upload_origins())
+            if refusal is not None:
+                raise PluginError(refusal)
             self.out.detail(f"uploading the build context ({self.tarball.size} bytes, md5 {self.tarball.md5_hex})")
             try:
                 await put_tarball(str(up["signedURL"]), self.tarball, self.out)
@@ -295,6 +302,16 @@ class Waiter:
             self.skipped = True
             self.out.info(f"{self.target.ref}: build context already uploaded (md5 {self.tarball.md5_hex}), skipping")
         return False
+
+    async def upload_origins(self) -> set[str]:
+        """The upload origins this cluster publishes, and the user's (plugins/uploadorigin.py)."""
+        try:
+            published = await self.client.get(CONFIGMAPS, UPLOAD_ORIGINS_NAME, UPLOAD_ORIGINS_NAMESPACE)
+        except (NotFound, Forbidden):
+            published = None  # none published, or not readable by this user: only the cloud hosts and the env
+        except ApiError as exc:
+            raise PluginError(f"reading {UPLOAD_ORIGINS_NAMESPACE}/{UPLOAD_ORIGINS_NAME}: {exc.message}") from None
+        return configured_origins(published, os.environ)
 
     def describe(self) -> str:
         """The last state seen, for a timeout message."""

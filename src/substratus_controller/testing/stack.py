@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from substratus_controller.api.v1.crd import build_crds, strip_cel
+from substratus_controller.plugins.uploadorigin import UPLOAD_ORIGINS_KEY, UPLOAD_ORIGINS_NAME, UPLOAD_ORIGINS_NAMESPACE
 from substratus_controller.runtime import resources as k8s
 from substratus_controller.runtime.client import Client
 from substratus_controller.runtime.errors import AlreadyExists, NotFound
@@ -240,6 +241,22 @@ class Stack:
         self.metrics_port = self.controller.metrics_port
         self.probe_port = self.controller.probe_port
         self.upload_port = self.controller.upload_port
+        await self.publish_upload_origin(f"http://127.0.0.1:{self.upload_port}")
+
+    async def publish_upload_origin(self, url: str) -> None:
+        """Publish the controller's upload origin as a cluster administrator would
+        (kube-public/substratus-upload-origins: the plugins upload nowhere else)."""
+        assert self.client is not None
+        body = {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": UPLOAD_ORIGINS_NAME, "namespace": UPLOAD_ORIGINS_NAMESPACE},
+            "data": {UPLOAD_ORIGINS_KEY: url},
+        }
+        try:
+            await self.client.create(k8s.CONFIGMAPS, body)
+        except AlreadyExists:
+            await self.client.replace(k8s.CONFIGMAPS, body)
 
     def metrics(self) -> str:
         """The controller's /metrics page."""

@@ -21,6 +21,9 @@ from substratus_controller.plugins import handshake
 from substratus_controller.plugins.commandline import Output, PluginError
 from substratus_controller.plugins.handshake import ObjectDeleted, Target, URLExpired, Waiter, put_tarball, watch_object
 from substratus_controller.plugins.tarball import Tarball, pack
+from substratus_controller.plugins.uploadorigin import UPLOAD_ORIGINS_ENV, UPLOAD_ORIGINS_NAME, UPLOAD_ORIGINS_NAMESPACE
+from substratus_controller.runtime.errors import Forbidden, NotFound
+from substratus_controller.runtime.resources import CONFIGMAPS
 from substratus_controller.runtime.watchstream import WatchEvent
 
 TARGET = Target(Kind.MODEL, "ns", "m")
@@ -115,13 +118,73 @@ class Puts:
 def puts(monkeypatch: pytest.MonkeyPatch) -> Puts:
     p = Puts()
     monkeypatch.setattr(handshake, "put_tarball", p)
+    monkeypatch.setenv(UPLOAD_ORIGINS_ENV, "http://x")  # the user's own upload origin (plugins/uploadorigin.py)
     return p
 
 
-def waiter(tarball: Tarball | None, **kw: Any) -> Waiter:
-    w = Waiter(None, TARGET, quiet()[0], tarball=tarball, **kw)  # type: ignore[arg-type]
+class NoOrigins:
+    """A client of a cluster that publishes no upload origins (and may not read kube-public)."""
+
+    def __init__(self, answer: dict[str, Any] | None = None, error: Exception | None = None) -> None:
+        self.answer, self.error = answer, error
+
+    async def get(self, res: Any, name: str, namespace: str | None = None) -> dict[str, Any]:
+        assert (res, name, namespace) == (CONFIGMAPS, UPLOAD_ORIGINS_NAME, UPLOAD_ORIGINS_NAMESPACE)
+        if self.answer is None:
+            raise self.error or NotFound("configmaps not found", code=404)
+        return self.answer
+
+
+def waiter(tarball: Tarball | None, client: Any = None, **kw: Any) -> Waiter:
+    w = Waiter(client or NoOrigins(), TARGET, quiet()[0], tarball=tarball, **kw)
     w.request_id, w.generation = "req-1", 2
     return w
+
+
+async def test_a_forged_signed_url_is_refused_and_nothing_is_sent(
+    tarball: Tarball, puts: Puts, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 13 §3: whoever may patch the object's status could point signedURL anywhere."""
+    monkeypatch.delenv(UPLOAD_ORIGINS_ENV)
+    w = waiter(tarball)
+    forged = model(upload={"requestID": "req-1", "signedURL": "http://attacker.example/drop?sig=s3cret"})
+    with pytest.raises(PluginError, match=r"refusing to upload the build context to http://attacker\.example:80") as e:
+        await w.step(forged)
+    assert "s3cret" not in str(e.value)
+    assert puts.urls == []
+
+
+@pytest.mark.parametrize(
+    ("published", "url", "sent"),
+    [
+        pytest.param({"origins": "http://10.244.0.1:8082"}, "http://10.244.0.1:8082/up?sig=1", True, id="published"),
+        pytest.param({"origins": "http://10.244.0.1:8082"}, "http://10.244.0.1:8083/upload/a", False, id="other-port"),
+        pytest.param(None, "https://storage.googleapis.com/bucket/o?X-Goog-Signature=1", True, id="gcs"),
+        pytest.param(None, "https://b.s3.us-east-1.amazonaws.com/o?X-Amz-Signature=1", True, id="s3"),
+        pytest.param(None, "http://storage.googleapis.com/bucket/o", False, id="gcs-over-http"),
+        pytest.param(None, "https://storage.googleapis.com.attacker.example/o", False, id="lookalike-host"),
+    ],
+)
+async def test_the_cluster_publishes_its_upload_origins(
+    tarball: Tarball, puts: Puts, monkeypatch: pytest.MonkeyPatch, published: dict[str, str] | None, url: str,
+    sent: bool,
+) -> None:  # fmt: skip
+    monkeypatch.delenv(UPLOAD_ORIGINS_ENV)
+    w = waiter(tarball, NoOrigins({"data": published} if published else None))
+    signed = model(upload={"requestID": "req-1", "signedURL": url})
+    if sent:
+        await w.step(signed)
+        assert puts.urls == [url]
+    else:
+        with pytest.raises(PluginError, match="refusing to upload"):
+            await w.step(signed)
+        assert puts.urls == []
+
+
+async def test_an_unreadable_kube_public_falls_back_to_the_users_origins(tarball: Tarball, puts: Puts) -> None:
+    w = waiter(tarball, NoOrigins(error=Forbidden("forbidden", code=403)))
+    await w.step(model(upload={"requestID": "req-1", "signedURL": "http://x/mine"}))
+    assert puts.urls == ["http://x/mine"]
 
 
 async def test_uploads_once_to_the_url_for_our_request(tarball: Tarball, puts: Puts) -> None:
@@ -177,6 +240,7 @@ async def test_an_expired_url_is_retried_once_with_a_new_request_id(
 ) -> None:
     puts = Puts([URLExpired("expired"), URLExpired("expired")])
     monkeypatch.setattr(handshake, "put_tarball", puts)
+    monkeypatch.setenv(UPLOAD_ORIGINS_ENV, "http://x")
     reapplied: list[str] = []
 
     async def reapply(request_id: str) -> dict[str, Any]:
@@ -208,6 +272,8 @@ class ScriptedClient:
             yield event
 
     async def get(self, res: Any, name: str, namespace: str | None = None) -> dict[str, Any]:
+        if res == CONFIGMAPS:
+            raise NotFound("configmaps not found", code=404)  # no published upload origins
         return self.gets.pop(0)
 
 
