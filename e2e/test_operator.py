@@ -28,7 +28,7 @@ from substratus_controller.constants import SA_MODEL_SERVER, Kind
 from substratus_controller.resources import RESOURCE_OF
 from substratus_controller.runtime import resources as k8s
 from substratus_controller.runtime.client import Client
-from substratus_controller.runtime.errors import NotFound
+from substratus_controller.runtime.errors import Invalid, NotFound
 from substratus_controller.testing.stack import Stack
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -292,6 +292,25 @@ async def test_malformed_secret_reference_reports_invalid_spec(client: Client, n
     assert "spec.env.TOKEN" in condition(obj, "Ready")["message"]
     with pytest.raises(NotFound):
         await client.get(k8s.JOBS, "bad-env-data-loader", namespace)
+
+
+@pytest.mark.parametrize("name", [".", "..", "..x"])
+async def test_env_names_the_api_server_rejects_are_invalid_specs(client: Client, namespace: str, name: str) -> None:
+    """Issue 13 §6: the CRD's pattern admits these names, the API server rejects them in a pod (shown here,
+    so that the rule goes if the server ever accepts them); the Dataset says InvalidSpec once, no Job."""
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "probe", "namespace": namespace},
+        "spec": {"containers": [{"name": "c", "image": "example.com/x:1", "env": [{"name": name, "value": "v"}]}]},
+    }
+    with pytest.raises(Invalid):
+        await client.create(k8s.PODS, pod)
+    await create(client, namespace, manifest("Dataset", "dotty", {"image": "example.com/loader:1", "env": {name: "v"}}))
+    obj = await wait_condition(client, Kind.DATASET, namespace, "dotty", "Ready", "False", reason="InvalidSpec")
+    assert f"spec.env.{name}" in condition(obj, "Ready")["message"]
+    with pytest.raises(NotFound):
+        await client.get(k8s.JOBS, "dotty-data-loader", namespace)
 
 
 async def test_deleting_a_parent_garbage_collects_its_children(client: Client, namespace: str) -> None:

@@ -142,7 +142,7 @@ def test_a_complete_build_sets_the_image() -> None:
     obj = model()
     plan = plan_build(obj, Kind.MODEL, CTX, job=job_for(obj, status=COMPLETE), pods=[], stored_md5=MD5,
                       raw_status=uploaded(obj), now="2026-12-01T10:01:00Z")  # fmt: skip
-    assert plan.spec_image == "10.244.0.1:5000/substratus-model-ns-m:" + MD5
+    assert plan.spec_image == "10.244.0.1:5000/substratus-model-ns.m:" + MD5
 
 
 def test_a_builder_pod_that_cannot_pull_its_image_says_so() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from substratus_controller.api.v1.base import MAX_MESSAGE
 from substratus_controller.constants import ConditionType as T
 from substratus_controller.constants import Reason as R  # noqa: N817
 from substratus_controller.status.conditions import Cond, merge_conditions, ready_condition, transitions
@@ -44,3 +45,16 @@ def test_transitions_list_what_deserves_an_event() -> None:
     desired = [Cond(T.COMPLETE, False, R.JOB_NOT_COMPLETE, "b"), Cond(T.READY, False, R.JOB_NOT_COMPLETE)]
     new = merge_conditions(old, desired, generation=1, now=T1)
     assert [c["type"] for c in transitions(old, new)] == ["Ready"]  # a message change alone is no event
+
+
+def test_a_message_longer_than_the_crd_allows_is_cut_to_fit() -> None:
+    """Issue 13 §6: a longer message would make the status write itself fail."""
+    (long,) = merge_conditions(
+        [], [Cond(T.READY, False, R.INVALID_SPEC, "x" * (MAX_MESSAGE + 10))], generation=1, now="2026-01-01T00:00:00Z"
+    )
+    assert len(long["message"]) == MAX_MESSAGE
+    assert long["message"].endswith("…")
+    (short,) = merge_conditions(
+        [], [Cond(T.READY, False, R.INVALID_SPEC, "fits")], generation=1, now="2026-01-01T00:00:00Z"
+    )
+    assert short["message"] == "fits"

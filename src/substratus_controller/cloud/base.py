@@ -6,7 +6,7 @@ them). Everything cloud-specific sits behind this one interface; drivers do not 
 Shared invariants (docs/upstream-behaviour.md §3.4, §3.5):
 - artifact prefix of an object: `<bucket>/<md5("clusters/<cluster>/namespaces/<ns>/<kind>s/<name>")>` (hex);
 - upload object: `<artifact prefix>/uploads/latest.tar.gz`; outputs under `<artifact prefix>/artifacts/`;
-- image of an object: `<registry>/<cluster>-<kind>-<ns>-<name>:<tag>` with the tag made docker-safe;
+- image of an object: `<registry>/<cluster>-<kind>-<ns>.<name>:<tag>` with the tag made docker-safe;
 - an upload build reads the tarball either as Kaniko's `--context` URL (`build_context`) or as the file
   `/upload/<file>` of a read-only volume `upload` (`upload_tarball`, buildah), never inside /workspace.
 """
@@ -218,10 +218,14 @@ class CloudDriver(ABC):
         return self.artifact_url(kind, namespace, name).join(UPLOAD_OBJECT)
 
     def image_url(self, kind: Kind, namespace: str, name: str, tag: str) -> str:
-        """The image a build of this object produces; RegistryNotConfiguredError without a registry."""
+        """The image a build of this object produces; RegistryNotConfiguredError without a registry.
+
+        `<registry>/<cluster>-<kind>-<namespace>.<name>:<tag>`: a namespace holds no dot, so the first dot
+        after the kind ends it and no two objects share an image (upstream's `-` made `team-a/llama` and
+        `team/a-llama` push over each other)."""
         if not self.registry_url:
             raise RegistryNotConfiguredError(self.registry_problem or NO_REGISTRY)
-        return f"{self.registry_url}/{self.cluster_name}-{kind.singular}-{namespace}-{name}:{docker_tag(tag)}"
+        return f"{self.registry_url}/{self.cluster_name}-{kind.singular}-{namespace}.{name}:{docker_tag(tag)}"
 
     def gpu_placement(self, gpu_type: str | None) -> GPUPlacement:
         """Placement for a GPU type; raises UnsupportedGPUError for types this cloud cannot place."""

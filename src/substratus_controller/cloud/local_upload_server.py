@@ -21,6 +21,7 @@ import binascii
 import hashlib
 import hmac
 import os
+import re
 import tempfile
 import time
 from pathlib import Path
@@ -33,6 +34,12 @@ log = structlog.get_logger("substratus.cloud.upload")
 MAX_EXPIRY = 300
 CONTENT_TYPE = "application/octet-stream"
 DEFAULT_MAX_BYTES = 20 * 1024**3
+
+
+MALFORMED_URL = "malformed URL: md5, expires and sig must be 32 hex digits, unix seconds and 64 hex digits"
+_MD5 = re.compile(r"[0-9a-f]{32}")
+_EXPIRES = re.compile(r"[0-9]{1,12}")  # ASCII digits only: str.isdigit() takes other scripts' digits too
+_SIG = re.compile(r"[0-9a-f]{64}")  # compare_digest refuses non-ASCII text with a TypeError (an HTTP 500)
 
 
 def _signature(key: bytes, path: str, md5_hex: str, expires: int) -> str:
@@ -67,9 +74,9 @@ class UploadSigner:
         return f"{self.public_url}/upload/{quote(path)}?{query}"
 
     def verify(self, path: str, md5_hex: str, expires: str, sig: str, *, now: float | None = None) -> str | None:
-        """None when valid, else why not."""
-        if not expires.isdigit():
-            return "malformed URL"
+        """None when valid, else why not (MALFORMED_URL when a parameter is not of its form)."""
+        if not (_MD5.fullmatch(md5_hex) and _EXPIRES.fullmatch(expires) and _SIG.fullmatch(sig)):
+            return MALFORMED_URL
         expected = _signature(self.key, path, md5_hex, int(expires))
         if not hmac.compare_digest(expected, sig):
             return "bad signature"
@@ -125,7 +132,7 @@ class UploadServer:
         problem = self.signer.verify(path, md5_hex, q.get("expires", ""), q.get("sig", ""))
         if problem is not None:
             log.warning("upload_rejected", reason=problem)
-            return web.Response(status=403, text=f"{problem}\n")
+            return web.Response(status=400 if problem == MALFORMED_URL else 403, text=f"{problem}\n")
         target = (self.signer.base_dir / path).resolve()
         if self.signer.base_dir not in target.parents:
             return web.Response(status=403, text="path outside the artifact directory\n")

@@ -1,7 +1,7 @@
 """Image builds (pure planning), shared by the four kinds.
 
 Semantics (docs/upstream-behaviour.md §3 with docs/decisions.md §2.1):
-- The target image is `<registry>/<cluster>-<kind>-<ns>-<name>:<tag>` (tag: git tag > branch > "latest",
+- The target image is `<registry>/<cluster>-<kind>-<ns>.<name>:<tag>` (tag: git tag > branch > "latest",
   or the upload md5). A build Job `<name>-<kind>-bld` labelled with a build id (a digest of the build spec,
   the target and the retry annotation) produces it.
 - No build Job and `spec.image == target`: built (nothing to do, even if the Job was cleaned up).

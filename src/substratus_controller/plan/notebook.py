@@ -50,7 +50,7 @@ from .prologue import (
 )
 
 STORAGE_ANNOTATION = ANNOTATION_NOTEBOOK_STORAGE
-_QUANTITY = re.compile(r"^[1-9][0-9]*(Ki|Mi|Gi|Ti)$")
+_QUANTITY = re.compile(r"[1-9][0-9]*(Ki|Mi|Gi|Ti)")  # whole value (fullmatch: no trailing newline)
 
 
 def notebook_gate(obj: Notebook, seen: NotebookObservation) -> Cond | None:
@@ -93,7 +93,7 @@ def plan_notebook(seen: NotebookObservation, *, ctx: RenderContext, now: str, rn
     if not obj.spec.image:
         return wait_for_image(raw, Kind.NOTEBOOK, start, now=now)
     storage = obj.metadata.annotations.get(STORAGE_ANNOTATION)
-    if storage is not None and not _QUANTITY.match(storage):
+    if storage is not None and not _QUANTITY.fullmatch(storage):
         error = f"annotation {STORAGE_ANNOTATION}: {storage!r} is not a size like 20Gi"
         return invalid_after_build(raw, Kind.NOTEBOOK, error, now, start)
     gate = notebook_gate(obj, seen) if pod is None else None  # dependencies gate the start, not a running Pod

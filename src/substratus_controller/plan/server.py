@@ -6,6 +6,7 @@ The Model gates the first start, not a running Server. Without a ready replica, 
 
 from __future__ import annotations
 
+import re
 from random import Random
 
 from substratus_controller.api.v1.kinds import Server
@@ -22,12 +23,20 @@ from .observation import ServerObservation
 from .outcome import Plan
 from .prologue import RENDER_ERRORS, begin, dependency_gate, invalid_after_build, runs_pods
 
+SERVICE_NAME = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")  # DNS-1035: what the API server takes for a Service
+NOT_A_SERVICE_NAME = (
+    "metadata.name: a Server's name is its Service's name, which must start with a lower-case letter and hold "
+    "only lower-case letters, digits and '-' (no dots)"
+)
+
 
 def plan_server(seen: ServerObservation, *, ctx: RenderContext, now: str, rng: Random) -> Plan:
     """The Server's Plan (`rng` is unused: a Server draws nothing at random)."""
     start = begin(Server, Kind.SERVER, seen, ctx=ctx, now=now, artifacts=False)
     if isinstance(start, Plan):
         return start
+    if not SERVICE_NAME.fullmatch(start.obj.metadata.name):
+        return invalid_after_build(seen.obj, Kind.SERVER, NOT_A_SERVICE_NAME, now, start)
     obj, raw, plan = start.obj, seen.obj, start.plan
     meta = obj.metadata
     deployment, model = seen.deployment, seen.model

@@ -1,7 +1,7 @@
 """The image build: the target image of an object and the Job that builds it (docs/upstream-behaviour.md §3.2, §3.4).
 
 Invariants:
-- Target image `<registry>/<cluster>-<kind>-<ns>-<name>:<tag>`: tag = git tag > git branch > `latest` for
+- Target image `<registry>/<cluster>-<kind>-<ns>.<name>:<tag>`: tag = git tag > git branch > `latest` for
   git builds, the lower-cased md5 for uploads; the driver makes the tag docker-safe. The target is stored
   as the Job annotation `image`, so a reconciler can tell a stale build Job from the current one.
 - Job `<name>-<kind>-bld`: backoffLimit 1, restartPolicy Never, SA `container-builder`, labels

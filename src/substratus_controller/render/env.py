@@ -24,8 +24,8 @@ from .errors import InvalidSpecError
 from .params import ParamsMap, param_env_by_key
 
 _SECRET_REF = re.compile(r"\s*\$\{\{\s*secrets\.(?P<name>[^{}]+)\.(?P<key>[^{}]+?)\s*\}\}\s*")
-_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-_SECRET_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
+_DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+_SECRET_KEY = re.compile(r"[-._a-zA-Z0-9]+")
 _TEMPLATE_START = "${{"
 _FORM = "${{ secrets.NAME.KEY }}"
 
@@ -33,6 +33,8 @@ _FORM = "${{ secrets.NAME.KEY }}"
 def env_var(name: str, value: str) -> JSON:
     """One env var from a `spec.env` entry: a literal, or a secretKeyRef (see module docstring)."""
     field = f"spec.env.{name}"
+    if name in (".", "..") or name.startswith(".."):
+        raise InvalidSpecError(field, "an environment variable name must not be '.' or '..' or start with '..'")
     if _TEMPLATE_START not in value:
         return {"name": name, "value": value} if value else {"name": name}
     match = _SECRET_REF.fullmatch(value)
@@ -41,11 +43,11 @@ def env_var(name: str, value: str) -> JSON:
             field, f"a value containing '${{{{' must be exactly one secret reference {_FORM}, got {value!r}"
         )
     secret, key = match["name"].strip(), match["key"].strip()
-    if len(secret) > 253 or not _DNS_SUBDOMAIN.match(secret):
+    if len(secret) > 253 or not _DNS_SUBDOMAIN.fullmatch(secret):
         raise InvalidSpecError(
             field, f"secret name {secret!r} in {value!r} is not a valid Secret name (lower-case DNS subdomain)"
         )
-    if len(key) > 253 or not _SECRET_KEY.match(key):
+    if len(key) > 253 or not _SECRET_KEY.fullmatch(key):
         raise InvalidSpecError(field, f"secret key {key!r} in {value!r} must match [-._a-zA-Z0-9]+")
     return {"name": name, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
 

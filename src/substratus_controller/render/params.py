@@ -25,6 +25,7 @@ from .labels import Parent
 from .names import params_configmap_name
 
 PARAMS_KEY = "params.json"
+MAX_PARAMS_JSON = 1024 * 1024 - 16 * 1024  # bytes: a ConfigMap's 1 MiB, less room for its metadata
 _NOT_ENV_CHAR = re.compile(r"[^A-Z0-9]")
 
 ParamsMap = Mapping[str, int | str]
@@ -64,11 +65,19 @@ def param_env(params: ParamsMap | None) -> list[JSON]:
 
 
 def params_configmap(obj: Parent, kind: Kind) -> JSON:
-    """The ConfigMap `<name>-<kind>-params` holding `params.json`, owned by `obj`."""
+    """The ConfigMap `<name>-<kind>-params` holding `params.json`, owned by `obj`; InvalidSpecError when
+    params.json is larger than a ConfigMap may be (MAX_PARAMS_JSON: the API server's 1 MiB, less room for
+    the metadata)."""
     name, _ = identity(obj, kind)
+    content = params_json(obj.spec.params)
+    size = len(content.encode())
+    if size > MAX_PARAMS_JSON:
+        raise InvalidSpecError(
+            "spec.params", f"params.json would be {size} bytes; a ConfigMap holds at most {MAX_PARAMS_JSON}"
+        )
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
         "metadata": child_metadata(obj, kind, name=params_configmap_name(kind, name), role=None),
-        "data": {PARAMS_KEY: params_json(obj.spec.params)},
+        "data": {PARAMS_KEY: content},
     }

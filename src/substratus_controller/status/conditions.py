@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from substratus_controller.api.v1.base import MAX_MESSAGE
 from substratus_controller.constants import ConditionStatus, ConditionType, Reason
 from substratus_controller.jsontypes import JSON
 
@@ -71,9 +72,14 @@ def merge_conditions(
             "reason": cond.reason.value,
         }
         if cond.message:
-            item["message"] = cond.message
+            item["message"] = fit_message(cond.message)
         out.append(item)
     return out
+
+
+def fit_message(message: str) -> str:
+    """`message` cut to the CRD's maxLength for condition messages (a longer one fails the status write)."""
+    return message if len(message) <= MAX_MESSAGE else message[: MAX_MESSAGE - 1] + "…"
 
 
 def find(conditions: Iterable[JSON] | None, ctype: ConditionType) -> JSON | None:

@@ -8,7 +8,7 @@ import hashlib
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit, urlunsplit
+from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
 import aiohttp
 import pytest
@@ -114,6 +114,34 @@ async def test_bad_requests_are_rejected_and_nothing_is_stored(
     assert code == status, text
     assert not Path(target.path).exists()
     assert await driver.object_md5(target) is None
+
+
+@pytest.mark.parametrize(
+    ("param", "value"),
+    [
+        ("sig", "é" * 64),  # non-ASCII: hmac.compare_digest raised TypeError (HTTP 500 with a traceback)
+        ("sig", "z" * 64),
+        ("expires", "9" * 5000),  # beyond int()'s digit limit: ValueError
+        ("expires", "١٢٣٤"),  # Arabic-Indic digits pass str.isdigit()
+        ("expires", ""),
+        ("md5", "not-hex"),
+    ],
+)
+async def test_a_malformed_url_gets_a_400_with_a_one_line_reason(
+    endpoint: tuple[LocalDriver, UploadServer], param: str, value: str
+) -> None:
+    """Issue 13 §5: every malformed request is a 4xx with a one-line reason, never a 500."""
+    driver, _ = endpoint
+    body = b"good"
+    hex_md5, b64 = md5(body)
+    target = driver.upload_url(Kind.DATASET, "ns", "d")
+    parts = urlsplit(await driver.signed_upload_url(target, md5_hex=hex_md5))
+    query = {k: v[0] for k, v in parse_qs(parts.query).items()} | {param: value}
+    url = urlunsplit(parts._replace(query=urlencode(query)))
+    code, text = await put(url, body, content_md5=b64)
+    assert (code, text.count("\n")) == (400, 1), text
+    assert text.startswith("malformed URL"), text
+    assert not Path(target.path).exists()
 
 
 async def test_a_bad_upload_never_replaces_a_good_tarball(endpoint: tuple[LocalDriver, UploadServer]) -> None:

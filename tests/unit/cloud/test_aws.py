@@ -199,7 +199,7 @@ def test_defaults_and_identity_annotation() -> None:
     assert (res.cpu, res.memory, res.disk) == (2, 4, 100)
     assert d.service_account_annotations() == {"eks.amazonaws.com/role-arn": PRINCIPAL}
     assert d.image_url(Kind.MODEL, "ns", "m", "v1") == (
-        f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/substratus/my-cluster-model-ns-m:v1"
+        f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/substratus/my-cluster-model-ns.m:v1"
     )
     assert d.oidc_provider == ISSUER  # https:// and the trailing slash stripped
     assert d.provider_arn == PROVIDER_ARN

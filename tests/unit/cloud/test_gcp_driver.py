@@ -175,7 +175,7 @@ def test_unsupported_gpus(gpu: str | None) -> None:
 def test_image_and_artifact_names() -> None:
     gcp = driver()
     assert gcp.image_url(Kind.MODEL, "ns", "m", "v1") == (
-        "us-central1-docker.pkg.dev/test-project/substratus/test-cluster-model-ns-m:v1"
+        "us-central1-docker.pkg.dev/test-project/substratus/test-cluster-model-ns.m:v1"
     )
     assert str(gcp.artifact_url(Kind.MODEL, "my-ns", "my-model")).startswith("gs://test-artifacts/")
 

@@ -154,6 +154,8 @@ TABLE: list[Row] = [
         {"main": SPEC_CHANGED, "ready": False, "apply": RUN | {JOB}, "prepare": True}),
     # invalid
     Row("invalid/schema", seen(ds(resources={"cpu": -1})), {"main": INVALID, "ready": False, "message": "cpu"}),
+    Row("invalid/params-over-a-configmap", seen(ds(params={f"p{i}": "x" * 8000 for i in range(140)})),
+        {"main": INVALID, "ready": False, "message": "spec.params: params.json would be"}),
     Row("invalid/unknown-field", seen(ds(imagePullPolicy="Always")), {"main": INVALID, "ready": False}),
     Row("invalid/two-build-sources", seen(ds(image=None, build={"git": GIT, "upload": UPLOAD})),
         {"main": INVALID, "ready": False}),

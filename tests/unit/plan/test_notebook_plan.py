@@ -159,6 +159,8 @@ TABLE: list[Row] = [
     Row("invalid/no-image-no-build", seen(nb(image=None)), {"main": INVALID, "ready": False}),
     Row("invalid/storage-annotation", seen(nb(annotations=BAD_STORAGE)),
         {"main": INVALID, "ready": False, "message": "is not a size like 20Gi"}),
+    Row("invalid/storage-annotation-newline", seen(nb(annotations={ANNOTATION_NOTEBOOK_STORAGE: "20Gi\n"})),
+        {"main": INVALID, "ready": False, "message": "is not a size like 20Gi"}),
     Row("invalid/storage-annotation-keeps-build", seen(nb(git=GIT, annotations=BAD_STORAGE),
                                                        build_job=build_job(REBUILDING, "Failed")),
         {"main": INVALID, "ready": False, "built": ("False", "BuildFailed")}),

@@ -130,6 +130,11 @@ TABLE: list[Row] = [
         {"main": None, "ready": False, "built": ("False", "RegistryNotConfigured")}, NO_REGISTRY_CTX),
     # invalid
     Row("invalid/no-model", seen(obj(S, "s")), {"main": INVALID, "ready": False, "message": "spec.model"}),
+    # names the API server takes for a Server but not for its Service (issue 13 §6: no apply that must fail)
+    Row("invalid/name-starts-with-a-digit", seen(obj(S, "0s", model="llm"), model=MODEL),
+        {"main": INVALID, "ready": False, "message": "metadata.name"}),
+    Row("invalid/name-with-a-dot", seen(obj(S, "s.v1", model="llm"), model=MODEL),
+        {"main": INVALID, "ready": False, "message": "metadata.name"}),
     Row("invalid/schema", seen(server(resources={"disk": "lots"}), model=MODEL), {"main": INVALID, "ready": False}),
     Row("invalid/no-image-no-build", seen(server(image=None), model=MODEL), {"main": INVALID, "ready": False}),
     Row("invalid/unsupported-gpu", seen(server(resources=UNSUPPORTED_GPU), model=MODEL),

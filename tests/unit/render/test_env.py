@@ -57,6 +57,7 @@ def test_no_env(env: dict[str, str] | None) -> None:
         ("${{ secrets.-a.key }}", "not a valid Secret name"),
         ("${{ secrets.a.k/y }}", "must match"),
         ("${{ secrets..key }}", "exactly one secret reference"),
+        ("${{ secrets.a\nb.key }}", "not a valid Secret name"),  # re.match's `$` would accept a newline
     ],
 )
 def test_malformed_reference(value: str, why: str) -> None:
@@ -65,6 +66,14 @@ def test_malformed_reference(value: str, why: str) -> None:
     assert err.value.field == "spec.env.MY_VAR"
     assert str(err.value).startswith("spec.env.MY_VAR: ")
     assert why in str(err.value)
+
+
+@pytest.mark.parametrize("name", [".", "..", "..x"])
+def test_names_the_api_server_rejects_are_invalid(name: str) -> None:
+    """Issue 13 §6: the schema's pattern admits them, the API server does not (e2e/test_operator.py shows it)."""
+    with pytest.raises(InvalidSpecError) as err:
+        user_env({name: "v"})
+    assert err.value.field == f"spec.env.{name}"
 
 
 def test_container_env_merges_sorted() -> None:

@@ -95,12 +95,12 @@ def test_service_account_no_owner_and_annotations() -> None:
 )
 def test_target_image_git(git: dict[str, str], tag: str) -> None:
     m = obj(Model, build={"git": git})
-    assert target_image(m, Kind.MODEL, CTX.cloud) == f"10.244.0.1:5000/substratus-model-ns-x:{tag}"
+    assert target_image(m, Kind.MODEL, CTX.cloud) == f"10.244.0.1:5000/substratus-model-ns.x:{tag}"
 
 
 def test_target_image_upload_lowercases_md5() -> None:
     m = obj(Notebook, build={"upload": {"md5Checksum": "ABCDEF0123456789ABCDEF0123456789", "requestID": "r"}})
-    assert target_image(m, Kind.NOTEBOOK, CTX.cloud).endswith("-notebook-ns-x:abcdef0123456789abcdef0123456789")
+    assert target_image(m, Kind.NOTEBOOK, CTX.cloud).endswith("-notebook-ns.x:abcdef0123456789abcdef0123456789")
 
 
 def test_target_image_without_build() -> None:
@@ -263,3 +263,10 @@ def test_inputs_not_mutated() -> None:
     before = nb.model_dump()
     notebook_pod(nb, CTX, token_secret="s", model_url=None, dataset_url=None, pvc="x-notebook")
     assert nb.model_dump() == before
+
+
+def test_image_names_never_collide_across_namespaces() -> None:
+    """Issue 13 §7: `team-a/llama` and `team/a-llama` got the same image upstream (`...-team-a-llama`)."""
+    one = CTX.cloud.image_url(Kind.MODEL, "team-a", "llama", "v1")
+    two = CTX.cloud.image_url(Kind.MODEL, "team", "a-llama", "v1")
+    assert one != two
