@@ -56,7 +56,10 @@ class Client(Transport):
         metrics: RuntimeMetrics | None = None,
         timeout: float = 30.0,
     ) -> Client:
-        cfg = await load_configuration(kubeconfig, context=context)
+        try:  # an exec credential plugin may hang: the load is an outbound call like any other
+            cfg = await asyncio.wait_for(load_configuration(kubeconfig, context=context), timeout)
+        except TimeoutError:
+            raise Unavailable(f"loading the kubeconfig credentials took over {timeout:g}s") from None
         return cls(
             cfg, metrics=metrics, timeout=timeout, reload=lambda: load_configuration(kubeconfig, context=context)
         )

@@ -1,9 +1,10 @@
 """Logging setup: structlog, JSON (orjson) or console, with secrets redacted from every string value.
 
 Invariants: event names are stable snake_case; values travel as keys; the reconcile context
-(controller, namespace, name, reconcile_id) is merged from contextvars; every string value passes through
-`redact` so signed URLs and tokens never reach a log line. Standard-library loggers (aiohttp,
-kubernetes_asyncio) are routed through the same pipeline at WARNING and above.
+(controller, namespace, name, reconcile_id) is merged from contextvars; every value passes through
+`redact_value` (nested values and exception text included) so signed URLs and tokens never reach a log
+line. Standard-library loggers (aiohttp, kubernetes_asyncio) are routed through the same pipeline at
+WARNING and above.
 """
 
 from __future__ import annotations
@@ -16,13 +17,13 @@ from typing import Any
 import orjson
 import structlog
 
-from .redact import redact
+from .redact import redact_value
 
 
-def _redact_values(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+def redact_event(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """The structlog processor: every value of the event redacted (runs after exceptions are formatted)."""
     for key, value in event.items():
-        if isinstance(value, str):
-            event[key] = redact(value)
+        event[key] = redact_value(value)
     return event
 
 
@@ -34,7 +35,7 @@ def configure(*, fmt: str = "json", level: str = "info") -> None:
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         structlog.processors.format_exc_info,
-        _redact_values,
+        redact_event,
     ]
     if fmt == "console":
         renderer: Any = structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
@@ -54,7 +55,7 @@ def configure(*, fmt: str = "json", level: str = "info") -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
-            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, _redact_values, stdlib_renderer],
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, redact_event, stdlib_renderer],
             foreign_pre_chain=[
                 structlog.processors.add_log_level,
                 structlog.processors.TimeStamper(fmt="iso", utc=True),

@@ -1,12 +1,14 @@
 """Redaction of secrets in text bound for logs and Events: signed-URL signatures, tokens, credentials.
 
 Invariants: `redact` is idempotent and leaves text without secrets unchanged. Used by the log pipeline
-(every string value of every log line) and by the Events recorder (every note).
+(every value of every log line, nested ones and exceptions included: `redact_value`) and by the Events
+recorder (every note).
 """
 
 from __future__ import annotations
 
 import re
+from typing import Any
 
 _SECRET_PARAM = r"(?:x-goog-signature|x-amz-signature|signature|sig|[a-z0-9_-]*token|password|passwd)"
 # A query ends before whitespace, quotes or brackets, and never with sentence punctuation ("see <url>.").
@@ -37,3 +39,19 @@ def redact(text: str) -> str:
     text = _SECRET_ASSIGNMENT.sub(lambda m: f"{m['key']}=REDACTED", text)
     text = _BEARER.sub(lambda m: f"{m['scheme']} REDACTED", text)
     return _JWT.sub("REDACTED-JWT", text)
+
+
+def redact_value(value: Any) -> Any:
+    """`value` with secrets redacted: strings, and strings inside dicts, lists and tuples, at any depth; any
+    other value (an exception, an object) whose text holds a secret becomes its redacted text."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {k: redact_value(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(redact_value(v) for v in value)
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    text = str(value)
+    cleaned = redact(text)
+    return cleaned if cleaned != text else value

@@ -8,6 +8,7 @@ reused (a stream abandoned as frozen cannot hand its dead socket to a later requ
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -108,10 +109,21 @@ class Transport:
             self.metrics.rest_requests.labels(str(resp.status), method, self._host_label).inc()
             if resp.status == 401 and attempt == 1 and self._reload is not None:
                 resp.release()
-                self._cfg = await self._reload()
+                self._cfg = await self._reloaded(method, path)
                 continue
             return resp
         raise AssertionError("unreachable")
+
+    async def _reloaded(self, method: str, path: str) -> Configuration:
+        """The configuration loaded again (exec credential plugins re-run, rotated tokens re-read), within
+        the client's timeout: a hanging credential plugin is an Unavailable, never a hang."""
+        assert self._reload is not None
+        try:
+            return await asyncio.wait_for(self._reload(), self.timeout)
+        except TimeoutError:
+            raise Unavailable(
+                f"{method} {path}: reloading the credentials took over {self.timeout:g}s", method=method, path=path
+            ) from None
 
     async def request(
         self,
