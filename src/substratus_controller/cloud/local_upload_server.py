@@ -3,9 +3,13 @@
 URL: `<public-url>/upload/<object path>?md5=<hex>&expires=<unix seconds>&sig=<hex HMAC-SHA256>`, where the
 object path is relative to the artifact directory and the signature covers method, path, md5 and expiry.
 
-A PUT is accepted only when, in this order: the signature matches (403), the URL has not expired (403),
-`Content-Type` is `application/octet-stream` (415), `Content-MD5` is present and equals the signed md5
-(400), and the body's md5 equals it too (400). The body streams into a temporary file next to the target,
+A PUT is accepted only when, in this order: md5, expires and sig are of their form (400), the signature
+matches (403), the URL has not expired (403), `Content-Type` is `application/octet-stream` (415),
+`Content-MD5` is present and equals the signed md5 (400), the URL was not used for a verified upload
+before (403: a URL is spent once its upload is verified), the declared Content-Length fits `max_bytes`
+(413), fewer than `max_concurrent` uploads are being received (503 with Retry-After), the body never pauses
+for `idle_timeout` (408) nor exceeds `max_bytes` (413), and the body's md5 equals the signed one (400).
+Every refusal is a one-line reason. The body streams into a temporary file next to the target,
 which is renamed into place only after verification, so a broken or partial upload never replaces a good
 tarball; the verified md5 is then recorded beside it (`<object>.md5`), which is what `object_md5` reads.
 
@@ -34,6 +38,8 @@ log = structlog.get_logger("substratus.cloud.upload")
 MAX_EXPIRY = 300
 CONTENT_TYPE = "application/octet-stream"
 DEFAULT_MAX_BYTES = 20 * 1024**3
+DEFAULT_MAX_CONCURRENT = 8  # uploads received at once; more get 503 with Retry-After
+IDLE_TIMEOUT = 30.0  # seconds a body may send nothing before the upload is dropped (408)
 
 
 MALFORMED_URL = "malformed URL: md5, expires and sig must be 32 hex digits, unix seconds and 64 hex digits"
@@ -88,12 +94,15 @@ class UploadSigner:
 class UploadServer:
     """An aiohttp server accepting signed PUTs (see module docstring); `start()` / `stop()`."""
 
-    def __init__(
-        self, signer: UploadSigner, *, host: str | None, port: int, max_bytes: int = DEFAULT_MAX_BYTES
-    ) -> None:
+    def __init__(self, signer: UploadSigner, *, host: str | None, port: int, max_bytes: int = DEFAULT_MAX_BYTES,
+                 max_concurrent: int = DEFAULT_MAX_CONCURRENT, idle_timeout: float = IDLE_TIMEOUT) -> None:  # fmt: skip
         self.signer = signer
         self.host, self.port = host, port
         self.max_bytes = max_bytes
+        self.max_concurrent = max_concurrent
+        self.idle_timeout = idle_timeout
+        self.active = 0  # uploads being received now
+        self._spent: dict[str, int] = {}  # signatures of verified uploads -> their expiry (a URL is used once)
         self._runner: web.AppRunner | None = None
         self.bound_port: int | None = None
 
@@ -144,20 +153,41 @@ class UploadServer:
             header_md5 = ""
         if header_md5 != md5_hex:
             return web.Response(status=400, text="Content-MD5 missing or not the signed checksum\n")
-        received = await self._receive(request, target)
+        return await self._accept(request, target, path, md5_hex, q.get("sig", ""), int(q.get("expires", "0")))
+
+    async def _accept(
+        self, request: web.Request, target: Path, path: str, md5_hex: str, sig: str, expires: int
+    ) -> web.Response:
+        """The checks that cost nothing first (spent URL, declared size, free slot), then the body."""
+        now = time.time()
+        self._spent = {k: v for k, v in self._spent.items() if v >= now}
+        if sig in self._spent:
+            return web.Response(status=403, text="URL already used: ask for a new one (a new requestID)\n")
+        if (request.content_length or 0) > self.max_bytes:
+            return web.Response(status=413, text=f"body too large: at most {self.max_bytes} bytes\n")
+        if self.active >= self.max_concurrent:
+            return web.Response(status=503, headers={"Retry-After": "5"}, text="too many uploads at once; retry\n")
+        self.active += 1
+        try:
+            received = await self._receive(request, target)
+        except TimeoutError:
+            return web.Response(status=408, text=f"no data for {self.idle_timeout:g}s\n")
+        finally:
+            self.active -= 1
         if received is None:
-            return web.Response(status=413, text="body too large\n")
+            return web.Response(status=413, text=f"body too large: at most {self.max_bytes} bytes\n")
         if received != md5_hex:
             log.warning("upload_rejected", reason="body md5 mismatch")
             return web.Response(status=400, text="the body's md5 does not match Content-MD5\n")
+        self._spent[sig] = expires
         log.info("upload_stored", object=path, md5=md5_hex)
         return web.Response(status=200, text="stored\n")
 
     async def _receive(self, request: web.Request, target: Path) -> str | None:
         """Stream the body into a temporary file; rename into place if its md5 is the signed one.
 
-        Returns the body's md5 (hex), or None when it exceeded max_bytes. The target is untouched unless the
-        caller's checksum matched."""
+        Returns the body's md5 (hex), or None when it exceeded max_bytes; TimeoutError when no data came for
+        idle_timeout seconds. The target is untouched unless the caller's checksum matched."""
         await asyncio.to_thread(target.parent.mkdir, parents=True, exist_ok=True)
         fd, tmp_name = await asyncio.to_thread(tempfile.mkstemp, prefix=".upload-", dir=target.parent)
         tmp = Path(tmp_name)
@@ -165,7 +195,7 @@ class UploadServer:
         size = 0
         try:
             with os.fdopen(fd, "wb") as out:
-                async for chunk in request.content.iter_chunked(1 << 20):
+                while chunk := await asyncio.wait_for(request.content.read(1 << 20), self.idle_timeout):
                     size += len(chunk)
                     if size > self.max_bytes:
                         return None

@@ -189,3 +189,84 @@ async def test_too_large_bodies_are_refused(endpoint: tuple[LocalDriver, UploadS
     code, _ = await put(await driver.signed_upload_url(target, md5_hex=hex_md5), body, content_md5=b64)
     assert code == 413
     assert read_md5(Path(target.path)) is None
+
+
+# ------------------------------------------------------------------------------- limits (issue 13 §5)
+async def test_a_url_is_spent_once_its_upload_is_verified(endpoint: tuple[LocalDriver, UploadServer]) -> None:
+    driver, _ = endpoint
+    body = b"the context"
+    hex_md5, b64 = md5(body)
+    target = driver.upload_url(Kind.MODEL, "ns", "spent")
+    url = await driver.signed_upload_url(target, md5_hex=hex_md5)
+    assert await put(url, body, content_md5=b64) == (200, "stored\n")
+    code, text = await put(url, body, content_md5=b64)
+    assert (code, text.count("\n")) == (403, 1), text
+    assert "already used" in text
+
+
+async def test_a_declared_size_over_the_limit_is_refused_before_any_byte_is_stored(
+    endpoint: tuple[LocalDriver, UploadServer],
+) -> None:
+    driver, server = endpoint
+    body = b"x" * (server.max_bytes + 1)
+    hex_md5, b64 = md5(body)
+    target = driver.upload_url(Kind.MODEL, "ns", "big")
+    url = await driver.signed_upload_url(target, md5_hex=hex_md5)
+    code, text = await put(url, body, content_md5=b64)
+    assert code == 413, text
+    assert not Path(target.path).parent.exists() or not list(Path(target.path).parent.iterdir())
+
+
+async def test_uploads_beyond_the_concurrency_limit_get_503(endpoint: tuple[LocalDriver, UploadServer]) -> None:
+    driver, server = endpoint
+    server.max_concurrent = 1
+    release = asyncio.Event()
+    first_body = b"slow body"
+    hex_1, b64_1 = md5(first_body)
+    url_1 = await driver.signed_upload_url(driver.upload_url(Kind.MODEL, "ns", "one"), md5_hex=hex_1)
+
+    async def slow() -> AsyncIterator[bytes]:
+        yield first_body[:4]
+        await release.wait()
+        yield first_body[4:]
+
+    async def first() -> tuple[int, str]:
+        headers = {"Content-Type": "application/octet-stream", "Content-MD5": b64_1}
+        async with aiohttp.ClientSession() as s, s.put(url_1, data=slow(), headers=headers) as resp:
+            return resp.status, await resp.text()
+
+    task = asyncio.create_task(first())
+    for _ in range(100):
+        if server.active:
+            break
+        await asyncio.sleep(0.05)
+    assert server.active == 1
+    body = b"second"
+    hex_2, b64_2 = md5(body)
+    url_2 = await driver.signed_upload_url(driver.upload_url(Kind.MODEL, "ns", "two"), md5_hex=hex_2)
+    code, text = await put(url_2, body, content_md5=b64_2)
+    assert code == 503, text
+    release.set()
+    assert await task == (200, "stored\n")
+    assert await put(url_2, body, content_md5=b64_2) == (200, "stored\n")
+
+
+async def test_a_body_that_stops_sending_is_dropped_after_the_idle_timeout(tmp_path: Path) -> None:
+    signer = UploadSigner(key=KEY, base_dir=tmp_path, public_url="http://127.0.0.1:0")
+    server = UploadServer(signer, host="127.0.0.1", port=0, idle_timeout=0.3)
+
+    class Stalled:
+        async def read(self, _: int) -> bytes:
+            await asyncio.sleep(3600)
+            return b""
+
+    class Request:
+        content = Stalled()
+        query: dict[str, str] = {"md5": "0" * 32}
+
+    target = tmp_path / "uploads" / "x.tar.gz"
+    started = time.monotonic()
+    with pytest.raises(TimeoutError):
+        await server._receive(Request(), target)  # type: ignore[arg-type]
+    assert time.monotonic() - started < 3
+    assert not list(target.parent.iterdir()), "the temporary file is removed"
