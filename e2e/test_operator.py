@@ -142,7 +142,7 @@ async def test_git_build_sets_spec_image_then_the_workload_runs(client: Client, 
         "params": {"name": "squad"},
     }))  # fmt: skip
     job = await eventually(lambda: client.get(k8s.JOBS, "built-dataset-bld", namespace))
-    assert job["metadata"]["annotations"]["image"].endswith("-dataset-" + namespace + "-built:v1.2")
+    assert job["metadata"]["annotations"]["image"].endswith("-dataset-" + namespace + ".built:v1.2")
     init = job["spec"]["template"]["spec"]["initContainers"][0]
     assert init["name"] == "git-clone"
     assert "https://github.com/example/loader" in init["args"]
@@ -302,7 +302,10 @@ async def test_env_names_the_api_server_rejects_are_invalid_specs(client: Client
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": {"name": "probe", "namespace": namespace},
-        "spec": {"containers": [{"name": "c", "image": "example.com/x:1", "env": [{"name": name, "value": "v"}]}]},
+        "spec": {
+            "automountServiceAccountToken": False,  # a fresh namespace may not have its token yet
+            "containers": [{"name": "c", "image": "example.com/x:1", "env": [{"name": name, "value": "v"}]}],
+        },
     }
     with pytest.raises(Invalid):
         await client.create(k8s.PODS, pod)
