@@ -296,7 +296,7 @@ async def test_malformed_secret_reference_reports_invalid_spec(client: Client, n
 
 @pytest.mark.parametrize("name", [".", "..", "..x"])
 async def test_env_names_the_api_server_rejects_are_invalid_specs(client: Client, namespace: str, name: str) -> None:
-    """Issue 13 §6: the CRD's pattern admits these names, the API server rejects them in a pod (shown here,
+    """Security model (README): the CRD's pattern admits these names, the API server rejects them in a pod (shown here,
     so that the rule goes if the server ever accepts them); the Dataset says InvalidSpec once, no Job."""
     pod = {
         "apiVersion": "v1",
@@ -341,8 +341,8 @@ async def test_deleting_a_parent_garbage_collects_its_children(client: Client, n
 async def test_a_child_name_taken_by_another_object_is_a_conflict_never_a_takeover(
     stack: Stack, client: Client, namespace: str
 ) -> None:
-    """Issue 13 §2: an unlabelled Service and a labelled-but-unowned ConfigMap hold the Server's child names.
-    The Server reports ChildConflict naming both, with a Warning Event; neither object is touched, nothing
+    """Security model (README): an unlabelled Service and a labelled-but-unowned ConfigMap hold the Server's child
+    names. The Server reports ChildConflict naming both, with a Warning Event; neither object is touched, nothing
     else is written, and the reconcile is not retried in a loop. Once the names are free, it recovers."""
     victim_service = {
         "apiVersion": "v1",

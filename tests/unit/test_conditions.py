@@ -48,7 +48,7 @@ def test_transitions_list_what_deserves_an_event() -> None:
 
 
 def test_a_message_longer_than_the_crd_allows_is_cut_to_fit() -> None:
-    """Issue 13 §6: a longer message would make the status write itself fail."""
+    """Security model (README): a longer message would make the status write itself fail."""
     (long,) = merge_conditions(
         [], [Cond(T.READY, False, R.INVALID_SPEC, "x" * (MAX_MESSAGE + 10))], generation=1, now="2026-01-01T00:00:00Z"
     )

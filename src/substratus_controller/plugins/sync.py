@@ -12,7 +12,7 @@ file saved between the pod's start and the watcher's start is still synced.
 Client side (`Syncer`): for CREATE/WRITE the file is read with `kubectl exec ... -- head -c LIMIT -- PATH`
 (at most MAX_SYNC_BYTES; a larger file is reported, not synced) and written next to its target then renamed
 into place; REMOVE (and RENAME) deletes the local copy and then the directories that removal left empty
-(never the root). Sync is one-way (pod -> local). The laptop does not trust the pod (issue 13 §4):
+(never the root). Sync is one-way (pod -> local). The laptop does not trust the pod (README, Security model):
 - paths are checked again locally: only paths below /content, never with `..`, dot components, control
   characters, NUL, `\` or `:` (Windows separators and drives), the skipped top-level directories, or the
   build's own `Dockerfile`, so a pod cannot write outside DIR nor change what the next build runs;

@@ -1,4 +1,4 @@
-"""Where the plugins send a build context: only to an upload origin of this cluster (issue 13 §3).
+"""Where the plugins send a build context: only to an upload origin of this cluster (README, Security model).
 
 `status.buildUpload.signedURL` is written by the controller, but anyone allowed to patch the object's status
 could write another URL and receive the user's source tarball. So before a PUT the plugin checks the URL's

@@ -130,7 +130,7 @@ async def test_bad_requests_are_rejected_and_nothing_is_stored(
 async def test_a_malformed_url_gets_a_400_with_a_one_line_reason(
     endpoint: tuple[LocalDriver, UploadServer], param: str, value: str
 ) -> None:
-    """Issue 13 §5: every malformed request is a 4xx with a one-line reason, never a 500."""
+    """Security model (README): every malformed request is a 4xx with a one-line reason, never a 500."""
     driver, _ = endpoint
     body = b"good"
     hex_md5, b64 = md5(body)
@@ -191,7 +191,7 @@ async def test_too_large_bodies_are_refused(endpoint: tuple[LocalDriver, UploadS
     assert read_md5(Path(target.path)) is None
 
 
-# ------------------------------------------------------------------------------- limits (issue 13 §5)
+# ------------------------------------------------------------------------------- limits (README, Security model)
 async def test_a_url_is_spent_once_its_upload_is_verified(endpoint: tuple[LocalDriver, UploadServer]) -> None:
     driver, _ = endpoint
     body = b"the context"

@@ -167,7 +167,7 @@ def test_model_plan(seen: ModelObservation, want: Summary, ctx: RenderContext) -
 
 
 def test_the_modeller_never_mounts_what_its_dependencies_status_claims() -> None:
-    """Issue 13 §3: a dependency's status.artifacts.url is not a trusted input (anyone who may patch the
+    """Security model (README): a dependency's status.artifacts.url is not a trusted input (anyone who may patch the
     status could mount /etc of the node or another tenant's prefix); the driver's URLs are mounted."""
     base = dep(Kind.MODEL, "base", url="file:///etc")
     data = dep(Kind.DATASET, "data", url="file:///srv/another-tenant")

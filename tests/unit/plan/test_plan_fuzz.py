@@ -1,5 +1,6 @@
-"""Issue 13 §6, at the decision layer: for specs drawn across (and beyond) the schema, every plan ends with a
-definite Ready condition, never raises, and an invalid spec writes no children (fast tier, hypothesis).
+"""The security model (README), at the decision layer: for specs drawn across (and beyond) the schema,
+every plan ends with a definite Ready condition, never raises, and an invalid spec writes no children (fast
+tier, hypothesis).
 
 The drawn specs mix valid values with the awkward ones the schema admits or that arrive before it is
 enforced (newlines, dots, negative and huge numbers, unknown fields, non-ASCII); the controller engine

@@ -130,7 +130,7 @@ TABLE: list[Row] = [
         {"main": None, "ready": False, "built": ("False", "RegistryNotConfigured")}, NO_REGISTRY_CTX),
     # invalid
     Row("invalid/no-model", seen(obj(S, "s")), {"main": INVALID, "ready": False, "message": "spec.model"}),
-    # names the API server takes for a Server but not for its Service (issue 13 §6: no apply that must fail)
+    # names the API server takes for a Server but not for its Service (no apply that must fail)
     Row("invalid/name-starts-with-a-digit", seen(obj(S, "0s", model="llm"), model=MODEL),
         {"main": INVALID, "ready": False, "message": "metadata.name"}),
     Row("invalid/name-with-a-dot", seen(obj(S, "s.v1", model="llm"), model=MODEL),
@@ -157,7 +157,7 @@ def mounted_paths(plan_seen: ServerObservation) -> set[str]:
 
 
 def test_a_forged_status_url_is_never_mounted() -> None:
-    """Issue 13 §3: anyone who may patch the Model's status could point it at the node's /etc; the Server
+    """Security model (README): anyone who may patch the Model's status could point it at the node's /etc; the Server
     mounts the driver's URL for the Model's identity instead."""
     forged = dep(Kind.MODEL, "llm", url="file:///etc")
     paths = mounted_paths(seen(PLAIN, model=forged))

@@ -144,7 +144,7 @@ def waiter(tarball: Tarball | None, client: Any = None, **kw: Any) -> Waiter:
 async def test_a_forged_signed_url_is_refused_and_nothing_is_sent(
     tarball: Tarball, puts: Puts, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Issue 13 §3: whoever may patch the object's status could point signedURL anywhere."""
+    """Security model (README): whoever may patch the object's status could point signedURL anywhere."""
     monkeypatch.delenv(UPLOAD_ORIGINS_ENV)
     w = waiter(tarball)
     forged = model(upload={"requestID": "req-1", "signedURL": "http://attacker.example/drop?sig=s3cret"})

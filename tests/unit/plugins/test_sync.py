@@ -185,7 +185,7 @@ async def test_syncer_mirrors_events(tmp_path: Path) -> None:
     ],
 )
 def test_names_that_must_never_be_synced(pod_path: str) -> None:
-    """Issue 13 §4: NUL, control characters, Windows separators and drives, and the build's Dockerfile."""
+    """Security model (README): NUL, control characters, Windows separators and drives, and the build's Dockerfile."""
     assert relative_path(pod_path) is None
 
 

@@ -70,7 +70,8 @@ def test_malformed_reference(value: str, why: str) -> None:
 
 @pytest.mark.parametrize("name", [".", "..", "..x"])
 def test_names_the_api_server_rejects_are_invalid(name: str) -> None:
-    """Issue 13 §6: the schema's pattern admits them, the API server does not (e2e/test_operator.py shows it)."""
+    """Security model (README): the schema's pattern admits them, the API server does not
+    (e2e/test_operator.py shows it)."""
     with pytest.raises(InvalidSpecError) as err:
         user_env({name: "v"})
     assert err.value.field == f"spec.env.{name}"

@@ -266,7 +266,7 @@ def test_inputs_not_mutated() -> None:
 
 
 def test_image_names_never_collide_across_namespaces() -> None:
-    """Issue 13 §7: `team-a/llama` and `team/a-llama` got the same image upstream (`...-team-a-llama`)."""
+    """Security model (README): `team-a/llama` and `team/a-llama` got the same image upstream (`...-team-a-llama`)."""
     one = CTX.cloud.image_url(Kind.MODEL, "team-a", "llama", "v1")
     two = CTX.cloud.image_url(Kind.MODEL, "team", "a-llama", "v1")
     assert one != two

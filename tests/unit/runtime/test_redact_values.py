@@ -1,4 +1,4 @@
-"""Redaction reaches nested log values and exception text (issue 13 §7; fast tier)."""
+"""Redaction reaches nested log values and exception text (README, Security model; fast tier)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Every outbound call has a timeout, the 401 credential reload included (issue 13 §7; fast tier, a real
+"""Every outbound call has a timeout, the 401 credential reload included (README, Security model; fast tier, a real
 HTTP server on 127.0.0.1)."""
 
 from __future__ import annotations
