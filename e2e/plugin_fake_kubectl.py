@@ -10,7 +10,8 @@ The simulated kubelet reports pods Running and Ready but runs no containers, so 
   200 until it is terminated;
 - `exec ... -- python3 -c <watcher> ...`: prints the JSON lines of `<FAKE_KUBECTL_DIR>/watch_events.jsonl`
   (a line `{"sleep": s}` pauses), then waits until it is terminated;
-- `exec ... -- cat -- PATH`: prints `<FAKE_KUBECTL_DIR>/pod/<PATH without /content/>` (exit 1 if missing);
+- `exec ... -- cat -- PATH` (or `head -c N -- PATH`): prints `<FAKE_KUBECTL_DIR>/pod/<PATH without
+  /content/>` (at most N bytes; exit 1 if missing);
 - anything else: runs the real kubectl (`FAKE_KUBECTL_REAL`) with the same arguments.
 
 Every invocation is appended to `<FAKE_KUBECTL_DIR>/calls.jsonl` as `{"argv": [...]}`.
@@ -71,11 +72,12 @@ def exec_(command: list[str]) -> int:
                 print(json.dumps(item), flush=True)
         while True:
             time.sleep(1)
-    if command[:1] == ["cat"]:
+    if command[:1] == ["cat"] or command[:2] == ["head", "-c"]:
         path = command[-1]
+        limit = int(command[2]) if command[0] == "head" else None
         source = STATE / "pod" / path.removeprefix("/content/")
         try:
-            sys.stdout.buffer.write(source.read_bytes())
+            sys.stdout.buffer.write(source.read_bytes()[:limit])
         except FileNotFoundError:
             print(f"cat: {path}: No such file or directory", file=sys.stderr)
             return 1
