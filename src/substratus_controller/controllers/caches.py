@@ -19,6 +19,13 @@ from substratus_controller.runtime.resource import Resource
 INDEX_PARENT = "substratus.ai/parent"  # pods by the object they run for: "<namespace>/<kind>/<name>"
 
 
+def spec_ref(obj: JSON, field: str) -> str | None:
+    """The name in `spec.<field>.name` (a Model or Dataset the object names), if there is one."""
+    ref = (obj.get("spec") or {}).get(field)
+    name = ref.get("name") if isinstance(ref, dict) else None
+    return name if isinstance(name, str) and name else None
+
+
 def parent_name(pod: JSON, kind: Kind) -> str | None:
     """The `kind` object a pod runs for, from its `substratus.ai/<kind>` label."""
     return (pod["metadata"].get("labels") or {}).get(kind_label(kind))

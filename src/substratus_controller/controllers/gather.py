@@ -32,16 +32,9 @@ from substratus_controller.render.names import (
 )
 from substratus_controller.runtime.controller import RetryableError
 
-from .caches import Caches
+from .caches import Caches, spec_ref
 
 STORAGE_TIMEOUT = 30.0  # seconds for one storage call (S4: every outbound call has a timeout)
-
-
-def _ref(raw: JSON, field: str) -> str | None:
-    """The name in `spec.<field>.name`, if the spec names one."""
-    ref = (raw.get("spec") or {}).get(field)
-    name = ref.get("name") if isinstance(ref, dict) else None
-    return name if isinstance(name, str) and name else None
 
 
 def observe(kind: Kind, raw: JSON, caches: Caches, *, stored_md5: str | None = None) -> Observation:
@@ -54,7 +47,7 @@ def observe(kind: Kind, raw: JSON, caches: Caches, *, stored_md5: str | None = N
 
     build_job = own(caches.jobs.get(ns, build_job_name(kind, name)))
     pods = tuple(caches.pods_of(kind, ns, name, run=False))
-    model_name, dataset_name = _ref(raw, "model"), _ref(raw, "dataset")
+    model_name, dataset_name = spec_ref(raw, "model"), spec_ref(raw, "dataset")
     model = caches.models.get(ns, model_name) if model_name else None
     dataset = caches.datasets.get(ns, dataset_name) if dataset_name else None
     if kind is Kind.DATASET:

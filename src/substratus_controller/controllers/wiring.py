@@ -29,7 +29,7 @@ from substratus_controller.runtime.controller import Controller, Request
 from substratus_controller.runtime.manager import Manager, ManagerOptions
 from substratus_controller.runtime.store import projection
 
-from .caches import INDEX_PARENT, Caches, parent_keys, parent_name
+from .caches import INDEX_PARENT, Caches, parent_keys, parent_name, spec_ref
 from .engine import Reconciler
 from .operator import Operator
 
@@ -41,8 +41,7 @@ _SMALL = projection("metadata", "status")
 
 def _ref_index(field: str) -> Callable[[JSON], Iterable[str]]:
     def index(obj: JSON) -> Iterable[str]:
-        ref = (obj.get("spec") or {}).get(field) or {}
-        name = ref.get("name") if isinstance(ref, dict) else None
+        name = spec_ref(obj, field)
         return (f"{obj['metadata'].get('namespace')}/{name}",) if name else ()
 
     return index

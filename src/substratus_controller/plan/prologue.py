@@ -10,7 +10,7 @@ from typing import Generic, TypeVar
 
 from pydantic import ValidationError
 
-from substratus_controller.api.v1.kinds import Dataset, Model, Notebook, Server
+from substratus_controller.api.v1.kinds import KINDS, Dataset, Model, Notebook, Server
 from substratus_controller.cloud.base import BucketURL, CloudDriver, UnsupportedGPUError
 from substratus_controller.constants import ConditionType, Kind, Reason
 from substratus_controller.jsontypes import JSON
@@ -166,12 +166,7 @@ def adopt_run(
     plan.delete += run.delete
 
 
-CLASS_OF: dict[Kind, type[Dataset | Model | Notebook | Server]] = {
-    Kind.DATASET: Dataset,
-    Kind.MODEL: Model,
-    Kind.NOTEBOOK: Notebook,
-    Kind.SERVER: Server,
-}
+CLASS_OF: dict[Kind, type[Dataset | Model | Notebook | Server]] = {cls.KIND: cls for cls in KINDS}
 
 
 def upload_to_check(raw: JSON, kind: Kind, ctx: RenderContext) -> BucketURL | None:
