@@ -2,6 +2,7 @@
 
 - `run`: the controller (flags with environment fallbacks; see `run --help`).
 - `crds`: print the CustomResourceDefinitions.
+- `namespace-iam NAMESPACE`: print the cloud IAM the namespace's workload principal needs (docs/iam.md).
 
 Exit codes: 0 success (including a graceful stop), 1 a runtime failure (e.g. lost leadership, a dead
 watcher), 2 a usage or configuration error (one line naming the setting).
@@ -40,16 +41,18 @@ def _add_run(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     a = run.add_argument
     a("--kubeconfig", help="kubeconfig file (default: in-cluster credentials, else $KUBECONFIG, else ~/.kube/config)")
-    a("--cloud", help="cloud driver: local, gcp or aws [CLOUD; default local]")
-    a("--cluster-name", help="cluster name used in image names and artifact paths [CLUSTER_NAME]")
-    a(
-        "--artifact-bucket-url",
-        help="artifact bucket, e.g. gs://b, s3://b, file:///var/lib/substratus/artifacts [ARTIFACT_BUCKET_URL]",
-    )
-    a("--registry-url", help="image registry prefix for built images [REGISTRY_URL]")
-    a("--principal", help="cloud identity bound to workload ServiceAccounts [PRINCIPAL]")
+    _add_cloud_flags(run)
     a("--local-gpu-types", help="comma-separated GPU types the local cluster has (local cloud only) [LOCAL_GPU_TYPES]")
     a("--metrics-bind-address", help="address of /metrics, or 0 to disable [METRICS_BIND_ADDRESS; default :8080]")
+    a(
+        "--metrics-secure",
+        action="store_true",
+        default=None,
+        help="serve /metrics over HTTPS to callers "
+        "allowed `get` on the non-resource URL /metrics (TokenReview + SubjectAccessReview) [METRICS_SECURE]",
+    )
+    a("--metrics-cert-dir", help="with --metrics-secure: directory with tls.crt and tls.key (default: a "
+      "self-signed certificate made at start) [METRICS_CERT_DIR]")  # fmt: skip
     a(
         "--health-probe-bind-address",
         help="address of /healthz and /readyz, or 0 to disable [HEALTH_PROBE_BIND_ADDRESS; default :8081]",
@@ -67,6 +70,11 @@ def _add_run(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     a("--upload-public-url", help="local cloud: the base URL clients use to reach the upload endpoint "
       "[UPLOAD_PUBLIC_URL; default http://127.0.0.1:<port>]; URLs are signed with UPLOAD_SIGNING_KEY "
       "(default: a random key per process)")  # fmt: skip
+    a("--upload-max-bytes", help="local cloud: largest upload body accepted [UPLOAD_MAX_BYTES; default 20 GiB]")
+    a(
+        "--upload-max-concurrent",
+        help="local cloud: uploads received at once; more get HTTP 503 [UPLOAD_MAX_CONCURRENT; default 8]",
+    )
     a("--builder", help="image builder of build Jobs: kaniko or buildah [BUILDER; default buildah for --cloud "
       "local, kaniko for gcp and aws]")  # fmt: skip
     a("--builder-image", help="the builder's image [BUILDER_IMAGE; default gcr.io/kaniko-project/executor:v1.23.2 "
@@ -82,6 +90,57 @@ def _add_run(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     a("--log-format", choices=("json", "console"), help="log format [LOG_FORMAT; default json]")
     a("--log-level", help="debug, info, warning or error [LOG_LEVEL; default info]")
     run.set_defaults(func=_run)
+
+
+def _add_cloud_flags(parser: argparse.ArgumentParser) -> None:
+    """The cloud driver's settings, shared by `run` and `namespace-iam`."""
+    a = parser.add_argument
+    a("--cloud", help="cloud driver: local, gcp or aws [CLOUD; default local]")
+    a("--cluster-name", help="cluster name used in image names and artifact paths [CLUSTER_NAME]")
+    a(
+        "--artifact-bucket-url",
+        help="artifact bucket, e.g. gs://b, s3://b, file:///var/lib/substratus/artifacts [ARTIFACT_BUCKET_URL]",
+    )
+    a("--registry-url", help="image registry prefix for built images; may hold {namespace} [REGISTRY_URL]")
+    a("--principal", help="the controller's own cloud identity (URL signing, identity binding) [PRINCIPAL]")
+    a("--workload-principal", help="cloud identity of a namespace's workloads, a template with {namespace} "
+      "[WORKLOAD_PRINCIPAL; default substratus-{namespace}@<project>.iam.gserviceaccount.com on gcp, "
+      "arn:aws:iam::<account>:role/substratus-{namespace} on aws]")  # fmt: skip
+
+
+def _add_namespace_iam(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    iam = sub.add_parser(
+        "namespace-iam",
+        help="print the cloud IAM a namespace's workload principal needs (docs/iam.md)",
+        description="Print, as JSON, the principal the workloads of NAMESPACE act as and the IAM to give it "
+        "(gcp: the bucket and registry bindings; aws: the role's permission policy). Takes the same cloud "
+        "settings as `run`; needs no cloud call when they are all given.",
+    )
+    iam.add_argument("namespace", metavar="NAMESPACE")
+    _add_cloud_flags(iam)
+    iam.set_defaults(func=_namespace_iam)
+
+
+def _namespace_iam(args: argparse.Namespace) -> int:
+    import json
+
+    from substratus_controller.cloud.base import IdentityError
+    from substratus_controller.runtime.logs import configure
+    from substratus_controller.settings import ConfigError, create_driver, resolve
+
+    configure(fmt="console", level="warning")  # stdout is the JSON alone
+
+    async def render() -> dict[str, object]:
+        driver = await create_driver(resolve(vars(args)))
+        return driver.namespace_iam(args.namespace)
+
+    try:
+        out = asyncio.run(render())
+    except (ConfigError, IdentityError, ValueError) as exc:
+        print(f"substratus-controller: {exc}", file=sys.stderr)
+        return 2
+    sys.stdout.write(json.dumps(out, indent=2, sort_keys=True) + "\n")
+    return 0
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -144,6 +203,8 @@ async def _serve(settings: object) -> int:
             await resolve_local_registry(driver, client)
         options = ManagerOptions(
             metrics_address=settings.metrics_bind_address,
+            metrics_secure=settings.metrics_secure,
+            metrics_cert_dir=settings.metrics_cert_dir,
             probe_address=settings.health_probe_bind_address,
             namespaces=settings.namespaces or None,
             leader_election=settings.leader_elect,
@@ -153,7 +214,8 @@ async def _serve(settings: object) -> int:
                                    sync_period=settings.sync_period)  # fmt: skip
         upload = parse_address(settings.upload_bind_address)
         if isinstance(driver, LocalDriver) and driver.signer is not None and upload is not None:
-            server = UploadServer(driver.signer, host=upload[0], port=upload[1])
+            server = UploadServer(driver.signer, host=upload[0], port=upload[1], max_bytes=settings.upload_max_bytes,
+                                  max_concurrent=settings.upload_max_concurrent)  # fmt: skip
             manager.add_runnable("upload-server", server.serve, needs_leader=False)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -195,6 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_run(sub)
+    _add_namespace_iam(sub)
     crds = sub.add_parser(
         "crds",
         help="print the CustomResourceDefinitions as YAML (substratus-controller crds | kubectl apply -f -)",

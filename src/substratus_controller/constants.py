@@ -113,6 +113,8 @@ class Reason(StrEnum):
     CONTAINER_CONFIG_ERROR = "ContainerConfigError"
     # builds without a usable image registry (cloud/registry_hosting.py)
     REGISTRY_NOT_CONFIGURED = "RegistryNotConfigured"
+    # the namespace has no usable cloud identity (cloud/base.py workload_principal)
+    IDENTITY_NOT_CONFIGURED = "IdentityNotConfigured"
     # a child's name is taken by an object this controller did not create (plan/ownership.py)
     CHILD_CONFLICT = "ChildConflict"
 
@@ -134,6 +136,7 @@ WARNING_REASONS: Final = frozenset(
         Reason.UNSCHEDULABLE,
         Reason.CONTAINER_CONFIG_ERROR,
         Reason.REGISTRY_NOT_CONFIGURED,
+        Reason.IDENTITY_NOT_CONFIGURED,
         Reason.CHILD_CONFLICT,
     }
 )
@@ -151,6 +154,8 @@ SA_DATA_LOADER: Final = "substratus-data-loader"
 SA_MODELLER: Final = "substratus-modeller"
 SA_NOTEBOOK: Final = "substratus-notebook"
 SA_MODEL_SERVER: Final = "substratus-model-server"
+# every workload ServiceAccount the controller creates in a namespace (bound to the namespace's principal)
+WORKLOAD_SERVICE_ACCOUNTS: Final = frozenset({SA_BUILDER, SA_DATA_LOADER, SA_MODELLER, SA_NOTEBOOK, SA_MODEL_SERVER})
 
 # Container names.
 CONTAINER_BUILDER: Final = "builder"

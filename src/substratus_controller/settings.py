@@ -19,7 +19,7 @@ from pathlib import Path
 
 from substratus_controller.cloud.base import BucketURL, CloudConfigError, CloudDriver, DriverSettings
 from substratus_controller.cloud.local import DEFAULT_CLUSTER_NAME, LocalDriver
-from substratus_controller.cloud.local_upload_server import UploadSigner
+from substratus_controller.cloud.local_upload_server import DEFAULT_MAX_BYTES, DEFAULT_MAX_CONCURRENT, UploadSigner
 from substratus_controller.constants import BUILDER_BUILDAH, BUILDER_KANIKO, BUILDERS
 from substratus_controller.render.context import DEFAULT_BUILDER_IMAGES, DEFAULT_GIT_IMAGE, RenderContext
 from substratus_controller.runtime.health import parse_address
@@ -43,8 +43,11 @@ class Settings:
     artifact_bucket_url: str = ""
     registry_url: str = ""
     principal: str = ""
+    workload_principal: str = ""
     local_gpu_types: list[str] | None = None
     metrics_bind_address: str = ":8080"
+    metrics_secure: bool = False
+    metrics_cert_dir: str = ""
     health_probe_bind_address: str = ":8081"
     leader_elect: bool = False
     leader_election_namespace: str = ""
@@ -56,6 +59,8 @@ class Settings:
     upload_bind_address: str = ":8082"
     upload_public_url: str = ""
     upload_signing_key: bytes = b""
+    upload_max_bytes: int = DEFAULT_MAX_BYTES
+    upload_max_concurrent: int = DEFAULT_MAX_CONCURRENT
     builder: str = BUILDER_KANIKO
     builder_image: str = DEFAULT_BUILDER_IMAGES[BUILDER_KANIKO]
     git_image: str = DEFAULT_GIT_IMAGE
@@ -82,9 +87,14 @@ def resolve(flags: Mapping[str, object], env: Mapping[str, str] | None = None) -
     s.artifact_bucket_url = pick("artifact_bucket_url", "ARTIFACT_BUCKET_URL")
     s.registry_url = pick("registry_url", "REGISTRY_URL")
     s.principal = pick("principal", "PRINCIPAL")
+    s.workload_principal = pick("workload_principal", "WORKLOAD_PRINCIPAL")
     gpu_types = pick("local_gpu_types", "LOCAL_GPU_TYPES")
     s.local_gpu_types = [t.strip() for t in gpu_types.split(",") if t.strip()] if gpu_types else None
     s.metrics_bind_address = pick("metrics_bind_address", "METRICS_BIND_ADDRESS", ":8080")
+    s.metrics_secure = bool(flags.get("metrics_secure")) or env.get("METRICS_SECURE", "").lower() in TRUE_WORDS
+    s.metrics_cert_dir = pick("metrics_cert_dir", "METRICS_CERT_DIR")
+    if s.metrics_cert_dir and not s.metrics_secure:
+        raise ConfigError("--metrics-cert-dir/METRICS_CERT_DIR: only used with --metrics-secure/METRICS_SECURE")
     s.health_probe_bind_address = pick("health_probe_bind_address", "HEALTH_PROBE_BIND_ADDRESS", ":8081")
     for flag, value in (
         ("--metrics-bind-address", s.metrics_bind_address),
@@ -101,10 +111,7 @@ def resolve(flags: Mapping[str, object], env: Mapping[str, str] | None = None) -
         s.namespaces = [str(n) for n in namespaces]
     elif env.get("WATCH_NAMESPACES"):
         s.namespaces = [n.strip() for n in env["WATCH_NAMESPACES"].split(",") if n.strip()]
-    workers = pick("workers", "WORKERS", "4")
-    if not workers.isdigit() or not 1 <= int(workers) <= 256:
-        raise ConfigError(f"--workers/WORKERS: expected an integer from 1 to 256, got {workers!r}")
-    s.workers = int(workers)
+    s.workers = _integer(pick("workers", "WORKERS", "4"), "--workers/WORKERS", 1, 256)
     s.log_format = pick("log_format", "LOG_FORMAT", "json")
     if s.log_format not in ("json", "console"):
         raise ConfigError(f"--log-format/LOG_FORMAT: expected json or console, got {s.log_format!r}")
@@ -117,11 +124,22 @@ def resolve(flags: Mapping[str, object], env: Mapping[str, str] | None = None) -
     return s
 
 
+def _integer(value: str, setting: str, low: int, high: int) -> int:
+    if not value.strip().isascii() or not value.strip().isdigit() or not low <= int(value) <= high:
+        raise ConfigError(f"{setting}: expected an integer from {low} to {high}, got {value!r}")
+    return int(value)
+
+
 Pick = Callable[..., str]  # (flag, environment variable, default) -> the flag's value, else the variable's
 
 
 def _resolve_upload(s: Settings, pick: Pick, env: Mapping[str, str]) -> None:
-    """The local upload server's address, public URL and signing key."""
+    """The local upload server's address, public URL, signing key and limits."""
+    s.upload_max_bytes = _integer(pick("upload_max_bytes", "UPLOAD_MAX_BYTES", str(DEFAULT_MAX_BYTES)),
+                                  "--upload-max-bytes/UPLOAD_MAX_BYTES", 1, 1 << 50)  # fmt: skip
+    s.upload_max_concurrent = _integer(pick("upload_max_concurrent", "UPLOAD_MAX_CONCURRENT",
+                                            str(DEFAULT_MAX_CONCURRENT)),
+                                       "--upload-max-concurrent/UPLOAD_MAX_CONCURRENT", 1, 1024)  # fmt: skip
     s.upload_bind_address = pick("upload_bind_address", "UPLOAD_BIND_ADDRESS", ":8082")
     try:
         upload = parse_address(s.upload_bind_address)
@@ -204,6 +222,7 @@ async def create_driver(s: Settings) -> CloudDriver:
         artifact_bucket_url=s.artifact_bucket_url,
         registry_url=s.registry_url,
         principal=s.principal,
+        workload_principal=s.workload_principal,
         env=s.env,
     )
     try:

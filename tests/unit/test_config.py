@@ -61,6 +61,9 @@ def test_flags_win_over_environment() -> None:
         ({}, {"BUILDER": "img"}, "--builder/BUILDER"),
         ({"registry_insecure": "maybe"}, {}, "--registry-insecure/REGISTRY_INSECURE"),
         ({}, {"REGISTRY_INSECURE": "on"}, "--registry-insecure/REGISTRY_INSECURE"),
+        ({}, {"UPLOAD_MAX_BYTES": "0"}, "--upload-max-bytes/UPLOAD_MAX_BYTES"),
+        ({"upload_max_concurrent": "many"}, {}, "--upload-max-concurrent/UPLOAD_MAX_CONCURRENT"),
+        ({"metrics_cert_dir": "/certs"}, {}, "--metrics-cert-dir/METRICS_CERT_DIR: only used with --metrics-secure"),
     ],
 )
 def test_errors_name_the_setting(flags: dict[str, object], env: dict[str, str], needle: str) -> None:
@@ -191,3 +194,52 @@ def test_builder_flags_are_in_the_help() -> None:
                       ("--registry-insecure", "REGISTRY_INSECURE")):  # fmt: skip
         assert flag in text
         assert f"[{var};" in " ".join(text.split()), var
+
+
+def test_metrics_secure_from_flag_or_environment() -> None:
+    assert resolve({}, {}).metrics_secure is False
+    assert resolve({"metrics_secure": True}, {}).metrics_secure is True
+    s = resolve({}, {"METRICS_SECURE": "true", "METRICS_CERT_DIR": "/certs"})
+    assert (s.metrics_secure, s.metrics_cert_dir) == (True, "/certs")
+    args = build_parser().parse_args(["run", "--metrics-secure", "--metrics-cert-dir", "/c"])
+    assert (resolve(vars(args), {}).metrics_secure, resolve(vars(args), {}).metrics_cert_dir) == (True, "/c")
+
+
+AWS_IAM = ["namespace-iam", "--cloud", "aws", "--cluster-name", "c", "--artifact-bucket-url", "s3://bkt",
+           "--registry-url", "123456789012.dkr.ecr.us-west-2.amazonaws.com/substratus",
+           "--principal", "arn:aws:iam::123456789012:role/substratus"]  # fmt: skip
+AWS_ENV = {"AWS_REGION": "us-west-2", "AWS_OIDC_PROVIDER": "oidc.eks.us-west-2.amazonaws.com/id/X",
+           "AWS_EC2_METADATA_DISABLED": "true", "PATH": "/usr/bin:/bin"}  # fmt: skip
+
+
+def _cli(argv: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "substratus_controller.cli", *argv],
+        capture_output=True, text=True, check=False, timeout=60, env=env,
+    )  # fmt: skip
+
+
+def test_namespace_iam_prints_only_json_naming_the_namespace_role() -> None:
+    import json
+
+    proc = _cli([*AWS_IAM, "team-a"], AWS_ENV)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)  # nothing but the document on stdout
+    assert out["principal"] == "arn:aws:iam::123456789012:role/substratus-team-a"
+    assert out["artifacts"] == "s3://bkt/clusters/c/namespaces/team-a"
+    assert set(out) == {"cloud", "namespace", "principal", "artifacts", "permissionPolicy", "trustPolicy"}
+
+
+@pytest.mark.parametrize(
+    ("extra", "needle"),
+    [
+        (["--workload-principal", "arn:aws:iam::123456789012:role/shared", "ns"], "must contain {namespace}"),
+        (["n" * 60], "has no usable cloud identity"),
+    ],
+)
+def test_namespace_iam_errors_are_one_line_and_exit_2(extra: list[str], needle: str) -> None:
+    proc = _cli([*AWS_IAM, *extra], AWS_ENV)
+    assert proc.returncode == 2
+    assert proc.stdout == ""
+    (line,) = proc.stderr.strip().splitlines()
+    assert needle in line

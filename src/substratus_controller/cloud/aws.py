@@ -2,20 +2,23 @@
 
 Settings (docs/decisions.md §4, docs/upstream-behaviour.md §5.1 WIP branch): `--cluster-name/CLUSTER_NAME` (required),
 `--artifact-bucket-url/ARTIFACT_BUCKET_URL` (`s3://bucket[/path]`), `--registry-url/REGISTRY_URL`,
-`--principal/PRINCIPAL` (an IAM role ARN); from the environment `AWS_REGION` (or `AWS_DEFAULT_REGION`,
-required), `AWS_ACCOUNT_ID`, `AWS_OIDC_PROVIDER` and `AWS_ENDPOINT_URL`. Defaults: registry
+`--principal/PRINCIPAL` (the controller's own IAM role ARN), `--workload-principal/WORKLOAD_PRINCIPAL` (a role
+ARN template with `{namespace}`: the role a namespace's workloads assume); from the environment `AWS_REGION`
+(or `AWS_DEFAULT_REGION`, required), `AWS_ACCOUNT_ID`, `AWS_OIDC_PROVIDER` and `AWS_ENDPOINT_URL`. Defaults: registry
 `<acct>.dkr.ecr.<region>.amazonaws.com/substratus`, bucket `s3://<acct>-substratus-artifacts`, principal
-`arn:aws:iam::<acct>:role/substratus`; the account comes from STS GetCallerIdentity only when a default
-needs it, the OIDC issuer from EKS DescribeCluster(CLUSTER_NAME). Credentials come from boto3's default
-chain of the process (IRSA on EKS), never from settings.
+`arn:aws:iam::<acct>:role/substratus`, workload principal `arn:aws:iam::<acct>:role/substratus-{namespace}`
+(role names are at most 64 characters, so namespaces up to 53); the account comes from STS GetCallerIdentity
+only when a default needs it, the OIDC issuer from EKS DescribeCluster(CLUSTER_NAME). Credentials come from
+boto3's default chain of the process (IRSA on EKS), never from settings.
 
 Invariants:
 - Mounts use the Mountpoint for Amazon S3 CSI driver (`s3.csi.aws.com`), which only supports static
-  provisioning: per namespace one PersistentVolume `substratus-artifacts-<ns>` on the artifact bucket (prefix
-  = the bucket URL's path) pre-bound to the PersistentVolumeClaim `substratus-artifacts` (`mount_objects`).
+  provisioning: per namespace one PersistentVolume `substratus-artifacts-<ns>` on the namespace's prefix of
+  the artifact bucket (Mountpoint's `prefix` option: a namespace's volume never shows another's objects)
+  pre-bound to the PersistentVolumeClaim `substratus-artifacts` (`mount_objects`).
   Both are shared by every workload of the namespace, so they carry no ownerReference (like the workload
   ServiceAccounts). A pod mounts an object's prefix with subPath `<hash>/<subdir>`, relative to the PV's
-  prefix; only URLs inside the artifact bucket can be mounted. No pod annotations.
+  prefix; only URLs inside a namespace prefix of the artifact bucket can be mounted. No pod annotations.
 - FUSE files appear owned by uid 1000 / gid 3003, the workload pods' user and group (render/security.py).
 - Uploads: S3 presigned SigV4 `PUT` URLs that sign `Content-Type: application/octet-stream` and
   `Content-MD5`, so a body with another md5 is rejected by S3 (BadDigest) and the header cannot be swapped
@@ -24,15 +27,17 @@ Invariants:
   role) runs `aws s3 cp <s3 url> /upload/<file>` into an emptyDir the builder mounts read-only.
 - `object_md5` returns the HeadObject ETag (quotes stripped) only when it is an md5: single-part uploads
   without SSE-KMS/SSE-C. Otherwise the `x-amz-meta-md5` metadata if present, else None (logged).
-- Identity (IRSA): ServiceAccounts get `eks.amazonaws.com/role-arn: <PRINCIPAL>`; `bind_identity` makes the
-  role's trust policy allow `sts:AssumeRoleWithWebIdentity` from the cluster's OIDC provider for
+- Identity (IRSA): ServiceAccounts get `eks.amazonaws.com/role-arn: <the namespace's role>`; `bind_identity`
+  makes that role's trust policy allow `sts:AssumeRoleWithWebIdentity` from the cluster's OIDC provider for
   `system:serviceaccount:<ns>:<ksa>`. It only ever edits its own statement (Sid `SubstratusIRSA<hash of the
   provider>`, one per cluster), adding subjects to its list; other statements are never touched (upstream
   overwrote the `sub` condition, so only one ServiceAccount could be bound at a time, docs/upstream-behaviour.md §13.9).
   One statement with a subject list, not one statement per ServiceAccount, because trust policies are limited to 2048
   characters by default (about 5 statements, but 30+ subjects). No write when the subject is already
   allowed by any statement. Calls are serialised in-process, and subjects bound by this process are kept
-  in every write, so IAM's eventual consistency cannot make one bind undo another.
+  in every write, so IAM's eventual consistency cannot make one bind undo another. `unbind_identity` removes
+  subjects from the own statement only (and the statement once it is empty). `namespace_permissions`
+  renders the role's permission policy (docs/iam.md): the namespace's prefix and its ECR repositories.
 - GPUs are placed by Karpenter's well-known node labels (`karpenter.k8s.aws/instance-gpu-name`, plus
   `instance-gpu-memory` in MiB per GPU to tell the A100 40GB from the 80GB); pods tolerate the
   `nvidia.com/gpu` NoSchedule taint that Karpenter GPU node pools set (upstream never did, docs/upstream-behaviour.md
@@ -62,7 +67,13 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from substratus_controller.api.v1.types import GPUType
-from substratus_controller.constants import LABEL_MANAGED_BY, MANAGED_BY_VALUE, WORKLOAD_GID, WORKLOAD_UID
+from substratus_controller.constants import (
+    LABEL_MANAGED_BY,
+    MANAGED_BY_VALUE,
+    WORKLOAD_GID,
+    WORKLOAD_SERVICE_ACCOUNTS,
+    WORKLOAD_UID,
+)
 from substratus_controller.jsontypes import JSON
 
 from .base import (
@@ -270,6 +281,34 @@ def with_trusted_subjects(
     return {**dict(document), "Version": document.get("Version", POLICY_VERSION), "Statement": statements}
 
 
+def without_trusted_subjects(
+    document: Mapping[str, Any], *, provider_arn: str, issuer: str, subjects: set[str]
+) -> JSON:
+    """A copy of the trust policy whose own statement (`statement_id`) no longer trusts `subjects`; the own
+    statement is dropped once it trusts nobody. Other statements are kept as they are, in order."""
+    sid = statement_id(provider_arn)
+    sub_key = f"{issuer}:sub"
+    statements: list[Any] = []
+    for statement in _as_list(document.get("Statement")):
+        if not (isinstance(statement, Mapping) and statement.get("Sid") == sid):
+            statements.append(statement)
+            continue
+        condition = dict(statement.get("Condition") or {})
+        equals = dict(condition.get("StringEquals") or {})
+        had = _condition_values(condition, "StringEquals", sub_key) or []
+        left = [s for s in had if s not in subjects]
+        if len(left) == len(had):
+            statements.append(statement)
+            continue
+        if not left:
+            continue
+        for name in [n for n in equals if str(n).lower() == sub_key.lower()]:
+            del equals[name]
+        equals[sub_key] = left
+        statements.append({**dict(statement), "Condition": {**condition, "StringEquals": equals}})
+    return {**dict(document), "Statement": statements}
+
+
 def _policy_document(raw: Any) -> JSON:
     """IAM returns trust policies URL-encoded; boto3 usually decodes them already."""
     if isinstance(raw, Mapping):
@@ -414,6 +453,7 @@ async def create_driver(settings: DriverSettings) -> AWSDriver:
     registry = settings.registry_url.strip() or f"{account}.dkr.ecr.{region}.{dns_suffix}/substratus"
     principal = settings.principal.strip() or f"arn:{partition}:iam::{account}:role/substratus"
     RoleARN.parse(principal)
+    workload = settings.workload_principal.strip()
 
     issuer = (env.get("AWS_OIDC_PROVIDER") or "").strip()
     if not issuer:
@@ -435,6 +475,7 @@ async def create_driver(settings: DriverSettings) -> AWSDriver:
         oidc_provider=issuer,
         endpoint_url=endpoint_url,
         clients=clients,
+        workload_principal=workload,
     )
     log.info("aws_driver_configured", **driver.describe())
     return driver
@@ -449,7 +490,7 @@ class AWSDriver(CloudDriver):
 
     def __init__(self, *, cluster_name: str, artifact_bucket: BucketURL, registry_url: str, principal: str,
                  region: str, oidc_provider: str, endpoint_url: str | None = None,
-                 clients: _Clients | None = None) -> None:  # fmt: skip
+                 clients: _Clients | None = None, workload_principal: str = "") -> None:  # fmt: skip
         if artifact_bucket.scheme != "s3":
             raise CloudConfigError(
                 f"--artifact-bucket-url/ARTIFACT_BUCKET_URL must be an s3:// URL for the aws cloud, "
@@ -458,15 +499,22 @@ class AWSDriver(CloudDriver):
         if not registry_url.strip():
             raise CloudConfigError("--registry-url/REGISTRY_URL: required for the aws cloud")
         self.role = RoleARN.parse(principal)
+        template = (
+            workload_principal or f"arn:{self.role.partition}:iam::{self.role.account}:role/substratus-{{namespace}}"
+        )
         super().__init__(
-            cluster_name=cluster_name, artifact_bucket=artifact_bucket, registry_url=registry_url, principal=principal
+            cluster_name=cluster_name,
+            artifact_bucket=artifact_bucket,
+            registry_url=registry_url,
+            principal=principal,
+            workload_principal_template=template,
         )
         self.region = region
         self.oidc_provider = _oidc_provider(oidc_provider)
         self.provider_arn = f"arn:{self.role.partition}:iam::{self.role.account}:oidc-provider/{self.oidc_provider}"
         self._clients = clients or _Clients(region=region, endpoint_url=endpoint_url)
         self._bind_lock = asyncio.Lock()
-        self._bound: set[str] = set()
+        self._bound: dict[str, set[str]] = {}  # role name -> subjects this process bound
 
     def client(self, service: str) -> Any:
         """The boto3 client for `service` (s3, iam, sts, eks) this driver uses."""
@@ -476,6 +524,72 @@ class AWSDriver(CloudDriver):
         return {**super().describe(), "region": self.region, "oidc_provider": self.oidc_provider}
 
     # ------------------------------------------------------------------------------------------- pure
+    def principal_problem(self, principal: str) -> str:
+        if not _ROLE_ARN.match(principal):
+            return "is not an IAM role ARN (arn:aws:iam::<account>:role/<name>, names of at most 64 characters)"
+        if principal == self.principal:
+            return "is the controller's own principal"
+        return ""
+
+    def namespace_permissions(self, namespace: str) -> JSON:
+        """The permission policy of the namespace's role, no more (docs/iam.md): read, write and list its own
+        prefix of the artifact bucket, and push and pull its own ECR repositories."""
+        prefix = self.namespace_prefix(namespace)
+        partition = self.role.partition
+        registry = self.registry_url.replace("{namespace}", namespace)
+        host, _, path = registry.partition("/")
+        repo_prefix = f"{path}/" if path else ""
+        repositories = [
+            f"arn:{partition}:ecr:{self.region}:{self.role.account}:repository/"
+            f"{repo_prefix}{self.cluster_name}-{kind}-{namespace}.*"
+            for kind in ("dataset", "model", "notebook", "server")
+        ]
+        statements: list[JSON] = [
+            {
+                "Sid": "Objects",
+                "Effect": "Allow",
+                "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"],
+                "Resource": f"arn:{partition}:s3:::{prefix.bucket}/{prefix.path}/*",
+            },
+            {
+                "Sid": "List",
+                "Effect": "Allow",
+                "Action": "s3:ListBucket",
+                "Resource": f"arn:{partition}:s3:::{prefix.bucket}",
+                "Condition": {"StringLike": {"s3:prefix": [f"{prefix.path}/*", f"{prefix.path}/"]}},
+            },
+        ]
+        if ".dkr.ecr." in host:
+            statements += [
+                {"Sid": "RegistryLogin", "Effect": "Allow", "Action": "ecr:GetAuthorizationToken", "Resource": "*"},
+                {
+                    "Sid": "Images",
+                    "Effect": "Allow",
+                    "Action": [
+                        "ecr:BatchCheckLayerAvailability",
+                        "ecr:BatchGetImage",
+                        "ecr:GetDownloadUrlForLayer",
+                        "ecr:InitiateLayerUpload",
+                        "ecr:UploadLayerPart",
+                        "ecr:CompleteLayerUpload",
+                        "ecr:PutImage",
+                    ],
+                    "Resource": repositories,
+                },
+            ]
+        return {"Version": POLICY_VERSION, "Statement": statements}
+
+    def namespace_iam(self, namespace: str) -> JSON:
+        """The role's permission policy, and the trust policy `bind_identity` keeps (creating the role with it
+        means the controller finds every subject already trusted and never edits it)."""
+        subjects = sorted(f"system:serviceaccount:{namespace}:{sa}" for sa in WORKLOAD_SERVICE_ACCOUNTS)
+        trust = with_trusted_subjects({}, provider_arn=self.provider_arn, issuer=self.oidc_provider, subjects=subjects)
+        return {
+            **super().namespace_iam(namespace),
+            "permissionPolicy": self.namespace_permissions(namespace),
+            "trustPolicy": trust,
+        }
+
     def mount_volume_name(self, namespace: str) -> str:
         """The cluster-scoped PersistentVolume serving the artifact bucket to `namespace`."""
         return f"{MOUNT_CLAIM}-{namespace}"
@@ -494,8 +608,7 @@ class AWSDriver(CloudDriver):
             f"gid={WORKLOAD_GID}",
             f"region {self.region}",
         ]
-        if self.artifact_bucket.path:
-            options.append(f"prefix {self.artifact_bucket.path}/")
+        options.append(f"prefix {self.namespace_prefix(namespace).path}/")
         volume: JSON = {
             "apiVersion": "v1",
             "kind": "PersistentVolume",
@@ -532,19 +645,18 @@ class AWSDriver(CloudDriver):
         return [volume, claim]
 
     def relative_path(self, url: BucketURL) -> str:
-        """`url`'s path relative to the artifact bucket's prefix (the PersistentVolume's root).
+        """`url`'s path relative to its namespace's prefix (the root of that namespace's PersistentVolume).
 
-        ValueError for URLs outside the artifact bucket: the shared PersistentVolume cannot reach them.
+        ValueError for URLs outside every namespace prefix: no PersistentVolume reaches them.
         """
-        base = self.artifact_bucket
-        inside = url.scheme == "s3" and url.bucket == base.bucket
-        if inside and base.path:
-            inside = url.path == base.path or url.path.startswith(f"{base.path}/")
-        if not inside:
+        found = self.split_namespace(url)
+        if found is None:
             raise ValueError(
-                f"{url} is outside the artifact bucket {base}: the aws cloud mounts only the artifact bucket"
+                f"{url} is outside the artifact bucket's namespace prefixes "
+                f"({self.artifact_bucket}/clusters/{self.cluster_name}/namespaces/<ns>): "
+                "the aws cloud mounts only those"
             )
-        return url.path[len(base.path) :].strip("/")
+        return found[1]
 
     def mount_bucket(self, url: BucketURL, *, volume_name: str, mounts: Sequence[Mount]) -> BucketVolume:
         """Mounts of `url` from the namespace's one claim on the bucket. Every call returns the same volume
@@ -667,7 +779,7 @@ class AWSDriver(CloudDriver):
         if not service_account or not namespace:
             raise ValueError("bind_identity needs a service account and a namespace")
         subject = f"system:serviceaccount:{namespace}:{service_account}"
-        role = self.role.name
+        role = RoleARN.parse(self.workload_principal(namespace)).name
 
         def bind() -> bool:
             iam = self.client("iam")
@@ -678,7 +790,7 @@ class AWSDriver(CloudDriver):
                 document,
                 provider_arn=self.provider_arn,
                 issuer=self.oidc_provider,
-                subjects=sorted(self._bound | {subject}),
+                subjects=sorted(self._bound.get(role, set()) | {subject}),
             )
             iam.update_assume_role_policy(RoleName=role, PolicyDocument=json.dumps(updated, separators=(",", ":")))
             return True
@@ -692,8 +804,35 @@ class AWSDriver(CloudDriver):
                         f"{exc} (the role's trust policy is full: raise the IAM 'Role trust policy length' quota)"
                     ) from None
                 raise
-            self._bound.add(subject)
+            self._bound.setdefault(role, set()).add(subject)
         if changed:
             log.info("aws_identity_bound", role=role, subject=subject)
         else:
             log.debug("aws_identity_already_bound", role=role, subject=subject)
+
+    async def unbind_identity(self, *, service_accounts: Sequence[str], namespace: str) -> None:
+        """Remove these ServiceAccounts' subjects from the own statement of the namespace role's trust policy."""
+        subjects = {f"system:serviceaccount:{namespace}:{sa}" for sa in service_accounts}
+        role = RoleARN.parse(self.workload_principal(namespace)).name
+
+        def unbind() -> bool:
+            iam = self.client("iam")
+            try:
+                raw = iam.get_role(RoleName=role)["Role"].get("AssumeRolePolicyDocument")
+            except ClientError as exc:
+                if _error_code(exc) == "NoSuchEntity":
+                    return False
+                raise
+            document = _policy_document(raw)
+            updated = without_trusted_subjects(
+                document, provider_arn=self.provider_arn, issuer=self.oidc_provider, subjects=subjects
+            )
+            if updated == document:
+                return False
+            iam.update_assume_role_policy(RoleName=role, PolicyDocument=json.dumps(updated, separators=(",", ":")))
+            return True
+
+        async with self._bind_lock:
+            changed = await _run(f"unbinding namespace {namespace} from IAM role {role}", unbind)
+            self._bound[role] = self._bound.get(role, set()) - subjects
+        log.info("aws_identity_unbound", role=role, subjects=sorted(subjects), changed=changed)

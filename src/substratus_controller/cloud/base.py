@@ -4,9 +4,17 @@ Pure methods (no I/O; renderers call them) return data. Effectful methods are co
 them). Everything cloud-specific sits behind this one interface; drivers do not import each other.
 
 Shared invariants (docs/upstream-behaviour.md §3.4, §3.5):
-- artifact prefix of an object: `<bucket>/<md5("clusters/<cluster>/namespaces/<ns>/<kind>s/<name>")>` (hex);
-- upload object: `<artifact prefix>/uploads/latest.tar.gz`; outputs under `<artifact prefix>/artifacts/`;
-- image of an object: `<registry>/<cluster>-<kind>-<ns>.<name>:<tag>` with the tag made docker-safe;
+- a namespace's prefix: `<bucket>/clusters/<cluster>/namespaces/<ns>`, the unit a namespace's cloud identity
+  is scoped to (docs/decisions.md §6, docs/iam.md); an object's artifact prefix is
+  `<namespace prefix>/<md5("clusters/<cluster>/namespaces/<ns>/<kind>s/<name>")>` (hex, upstream's leaf);
+- upload object: `<artifact prefix>/uploads/<md5>.tar.gz`, named by the md5 it was verified against, so the
+  builder reads exactly what was checked and a later upload never replaces it; outputs under
+  `<artifact prefix>/artifacts/`;
+- image of an object: `<registry>/<cluster>-<kind>-<ns>.<name>:<tag>` with the tag made docker-safe; a
+  `{namespace}` in the registry URL is replaced by the namespace (one repository per namespace);
+- identities: `principal` is the controller's own (signing, binding, repositories); workloads of a namespace
+  act as `workload_principal(ns)`, the template `workload_principal_template` with `{namespace}` replaced;
+  no two namespaces share one, and the controller's is never a workload's;
 - an upload build reads the tarball either as Kaniko's `--context` URL (`build_context`) or as the file
   `/upload/<file>` of a read-only volume `upload` (`upload_tarball`, buildah), never inside /workspace.
 """
@@ -26,7 +34,8 @@ from substratus_controller.jsontypes import JSON
 
 GPU_RESOURCE = "nvidia.com/gpu"
 GPU_TOLERATION: JSON = {"key": GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"}
-UPLOAD_OBJECT = "uploads/latest.tar.gz"
+UPLOAD_DIR_IN_PREFIX = "uploads"
+NAMESPACE_PLACEHOLDER = "{namespace}"
 # Where a builder pod reads an uploaded tarball: the volume `upload` mounted read-only at /upload, holding
 # the tarball as /upload/<file> (a hostPath on the local cloud, an emptyDir a fetch init container fills on
 # the others). Outside the build context /workspace, so a `COPY . .` never copies the tarball itself.
@@ -43,6 +52,11 @@ class RegistryNotConfiguredError(RuntimeError):
 
 
 NO_REGISTRY = "no image registry is configured: set --registry-url/REGISTRY_URL"
+
+
+class IdentityError(ValueError):
+    """A namespace has no usable cloud identity (the rendered workload principal is invalid for the cloud);
+    the message names the namespace, the principal and the rule it breaks."""
 
 
 class StorageError(RuntimeError):
@@ -62,6 +76,7 @@ class DriverSettings:
     artifact_bucket_url: str = ""
     registry_url: str = ""
     principal: str = ""
+    workload_principal: str = ""
     env: Mapping[str, str] = field(default_factory=dict)
 
 
@@ -172,6 +187,20 @@ class DefaultResources:
     disk: int
 
 
+_MD5 = re.compile(r"[0-9a-f]{32}")
+
+
+def check_workload_template(template: str, *, controller: str) -> None:
+    """CloudConfigError unless `template` gives each namespace its own principal, not the controller's."""
+    flag = "--workload-principal/WORKLOAD_PRINCIPAL"
+    if NAMESPACE_PLACEHOLDER not in template:
+        raise CloudConfigError(
+            f"{flag} must contain {NAMESPACE_PLACEHOLDER} (one cloud identity per namespace), got {template!r}"
+        )
+    if template == controller or template.replace(NAMESPACE_PLACEHOLDER, "") == controller:
+        raise CloudConfigError(f"{flag} must not name the controller's own principal ({controller})")
+
+
 _TAG_BAD = re.compile(r"[^A-Za-z0-9_.-]")
 
 
@@ -195,27 +224,69 @@ class CloudDriver(ABC):
     name: ClassVar[str]
     # GPU type (spec value) -> placement. `None` as a key matches a GPU request without a type.
     GPU_TABLE: ClassVar[dict[str | None, GPUPlacement]]
-    # The annotation binding a ServiceAccount to the cloud principal (None: no identity binding).
+    # The annotation binding a ServiceAccount to its namespace's cloud principal (None: no identity binding).
     principal_annotation: ClassVar[str | None] = None
     # Whether mount_objects() returns cluster-scoped PersistentVolumes (the controller then caches them).
     USES_PERSISTENT_VOLUMES: ClassVar[bool] = False
 
-    def __init__(
-        self, *, cluster_name: str, artifact_bucket: BucketURL, registry_url: str, principal: str = ""
-    ) -> None:
+    def __init__(self, *, cluster_name: str, artifact_bucket: BucketURL, registry_url: str, principal: str = "",
+                 workload_principal_template: str = "") -> None:  # fmt: skip
         self.cluster_name = cluster_name
         self.artifact_bucket = artifact_bucket
         self.registry_url = registry_url.rstrip("/")
         self.registry_problem = ""  # why there is no registry (registry_url ""), for the build condition
         self.principal = principal
+        self.workload_principal_template = workload_principal_template
+        if self.principal_annotation:
+            check_workload_template(workload_principal_template, controller=principal)
         self.gpu_table: dict[str | None, GPUPlacement] = dict(self.GPU_TABLE)
 
     # ------------------------------------------------------------------------------------------- pure
-    def artifact_url(self, kind: Kind, namespace: str, name: str) -> BucketURL:
-        return self.artifact_bucket.join(object_hash(self.cluster_name, kind, namespace, name))
+    def namespace_prefix(self, namespace: str) -> BucketURL:
+        """Everything of `namespace` in the artifact bucket: what its cloud identity may read and write."""
+        if not namespace:
+            raise ValueError("namespace_prefix needs a namespace")
+        return self.artifact_bucket.join("clusters", self.cluster_name, "namespaces", namespace)
 
-    def upload_url(self, kind: Kind, namespace: str, name: str) -> BucketURL:
-        return self.artifact_url(kind, namespace, name).join(UPLOAD_OBJECT)
+    def split_namespace(self, url: BucketURL) -> tuple[str, str] | None:
+        """(namespace, path below its prefix) of a URL inside a namespace prefix of the artifact bucket, or None."""
+        base = self.artifact_bucket
+        if url.scheme != base.scheme or url.bucket != base.bucket:
+            return None
+        root = base.join("clusters", self.cluster_name, "namespaces").path.strip("/")
+        path = url.path.strip("/")
+        if not path.startswith(f"{root}/"):
+            return None
+        namespace, _, rest = path[len(root) + 1 :].partition("/")
+        return (namespace, rest) if namespace else None
+
+    def artifact_url(self, kind: Kind, namespace: str, name: str) -> BucketURL:
+        return self.namespace_prefix(namespace).join(object_hash(self.cluster_name, kind, namespace, name))
+
+    def upload_url(self, kind: Kind, namespace: str, name: str, md5_hex: str) -> BucketURL:
+        """Where the upload verified against `md5_hex` is stored (and the builder reads it from)."""
+        if not _MD5.fullmatch(md5_hex):
+            raise ValueError(f"md5 {md5_hex!r} is not 32 lower-case hex digits")
+        return self.artifact_url(kind, namespace, name).join(UPLOAD_DIR_IN_PREFIX, f"{md5_hex}.tar.gz")
+
+    def workload_principal(self, namespace: str) -> str:
+        """The cloud principal the workloads of `namespace` act as ("" on a cloud without identities).
+
+        IdentityError when the rendered name is not valid on this cloud (e.g. too long)."""
+        if not self.principal_annotation:
+            return ""
+        principal = self.workload_principal_template.replace(NAMESPACE_PLACEHOLDER, namespace)
+        problem = self.principal_problem(principal)
+        if problem:
+            raise IdentityError(
+                f"namespace {namespace} has no usable cloud identity: {principal!r} (from the workload principal "
+                f"template {self.workload_principal_template!r}) {problem}"
+            )
+        return principal
+
+    def principal_problem(self, principal: str) -> str:
+        """Why `principal` is not a valid workload principal on this cloud, or "" (drivers refine this)."""
+        return "" if principal else "is empty"
 
     def image_url(self, kind: Kind, namespace: str, name: str, tag: str) -> str:
         """The image a build of this object produces; RegistryNotConfiguredError without a registry.
@@ -225,7 +296,8 @@ class CloudDriver(ABC):
         `team/a-llama` push over each other)."""
         if not self.registry_url:
             raise RegistryNotConfiguredError(self.registry_problem or NO_REGISTRY)
-        return f"{self.registry_url}/{self.cluster_name}-{kind.singular}-{namespace}.{name}:{docker_tag(tag)}"
+        registry = self.registry_url.replace(NAMESPACE_PLACEHOLDER, namespace)
+        return f"{registry}/{self.cluster_name}-{kind.singular}-{namespace}.{name}:{docker_tag(tag)}"
 
     def gpu_placement(self, gpu_type: str | None) -> GPUPlacement:
         """Placement for a GPU type; raises UnsupportedGPUError for types this cloud cannot place."""
@@ -234,10 +306,11 @@ class CloudDriver(ABC):
             raise UnsupportedGPUError(gpu_type, self.name, sorted(k for k in self.gpu_table if k))
         return placement
 
-    def service_account_annotations(self) -> dict[str, str]:
-        """Annotations that bind a workload ServiceAccount to the cloud principal."""
-        if self.principal_annotation and self.principal:
-            return {self.principal_annotation: self.principal}
+    def service_account_annotations(self, namespace: str) -> dict[str, str]:
+        """Annotations that bind a workload ServiceAccount of `namespace` to the namespace's principal
+        (IdentityError, see `workload_principal`)."""
+        if self.principal_annotation:
+            return {self.principal_annotation: self.workload_principal(namespace)}
         return {}
 
     @abstractmethod
@@ -270,6 +343,16 @@ class CloudDriver(ABC):
         every workload there and applied before them; none by default."""
         return []
 
+    def namespace_iam(self, namespace: str) -> JSON:
+        """What a cloud admin creates for `namespace` (`substratus-controller namespace-iam`, docs/iam.md): the
+        principal its workloads act as, the prefix that is theirs, and (drivers add) the grants, no more."""
+        return {
+            "cloud": self.name,
+            "namespace": namespace,
+            "principal": self.workload_principal(namespace),
+            "artifacts": str(self.namespace_prefix(namespace)),
+        }
+
     def describe(self) -> dict[str, str]:
         """The resolved settings, for the start-up log line (no secrets)."""
         return {
@@ -278,6 +361,7 @@ class CloudDriver(ABC):
             "artifact_bucket": str(self.artifact_bucket),
             "registry_url": self.registry_url,
             "principal": self.principal,
+            "workload_principal": self.workload_principal_template,
         }
 
     # ------------------------------------------------------------------------------------------- effects
@@ -297,4 +381,8 @@ class CloudDriver(ABC):
         """Make `<url>/<subdir>` ready for the pods that will write there (e.g. create it with permissions)."""
 
     async def bind_identity(self, *, service_account: str, namespace: str) -> None:  # noqa: B027 - optional hook
-        """Let the ServiceAccount act as the cloud principal (called once per ServiceAccount)."""
+        """Let the ServiceAccount act as its namespace's principal (called when its ServiceAccount is written)."""
+
+    async def unbind_identity(self, *, service_accounts: Sequence[str], namespace: str) -> None:  # noqa: B027
+        """Take back what `bind_identity` granted these ServiceAccounts of `namespace` (its last object went);
+        other members of the principal's policy are never touched."""

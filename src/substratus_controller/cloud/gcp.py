@@ -3,15 +3,18 @@
 Imported only when `--cloud gcp` is selected; it is the one module that imports google-cloud-storage and
 google-auth.
 
-Settings (docs/decisions.md §4, docs/upstream-behaviour.md §5.1): CLUSTER_NAME, ARTIFACT_BUCKET_URL, REGISTRY_URL and
-PRINCIPAL come from the common flags (`DriverSettings`); PROJECT_ID and CLUSTER_LOCATION from the environment.
+Settings (docs/decisions.md §4, docs/upstream-behaviour.md §5.1): CLUSTER_NAME, ARTIFACT_BUCKET_URL, REGISTRY_URL,
+PRINCIPAL and WORKLOAD_PRINCIPAL come from the common flags (`DriverSettings`); PROJECT_ID and CLUSTER_LOCATION
+from the environment.
 `create_driver` fills in what is missing from the GCE metadata server (GCE_METADATA_HOST, default
 `metadata.google.internal`; header `Metadata-Flavor: Google`; ~1 s timeouts, asked only when something is
 missing, so start-up never hangs off GCP): project-id and the instance attributes cluster-name and
 cluster-location. Defaults, exactly upstream's: REGISTRY_URL `<region>-docker.pkg.dev/<project>/substratus`
 (region = first two dash parts of the location), ARTIFACT_BUCKET_URL `gs://<project>-substratus-artifacts`,
-PRINCIPAL `substratus@<project>.iam.gserviceaccount.com`. Whatever is still missing or invalid is reported
-in one CloudConfigError naming the flag and/or environment variable.
+PRINCIPAL (the controller's own) `substratus@<project>.iam.gserviceaccount.com`; ours: WORKLOAD_PRINCIPAL
+`substratus-{namespace}@<project>.iam.gserviceaccount.com` (one Google service account per namespace; its
+account id must be 6-30 characters, so namespaces longer than 19 characters need a shorter template).
+Whatever is still missing or invalid is reported in one CloudConfigError naming the flag and/or environment variable.
 
 Endpoints can be redirected (tests, private endpoints): STORAGE_EMULATOR_HOST (Cloud Storage, anonymous
 access; signed URLs then point at it too), GCP_IAM_ENDPOINT (default https://iam.googleapis.com) and
@@ -36,8 +39,13 @@ Invariants:
 - Upload builds: Kaniko reads the `gs://` tarball itself; for buildah an init container `fetch-context`
   (the cloud-sdk image, after the Workload Identity readiness check) runs `gcloud storage cp <gs url>
   /upload/<file>` into an emptyDir that the builder mounts read-only.
-- `bind_identity` is idempotent: it writes the principal's IAM policy only when the Workload Identity
-  member is missing, with the read etag (one retry on a concurrent change, HTTP 409).
+- `bind_identity` is idempotent: it writes the namespace principal's IAM policy only when the Workload
+  Identity member is missing, with the read etag (one retry on a concurrent change, HTTP 409);
+  `unbind_identity` removes exactly the members it names, the same way. Both act on the namespace's own
+  principal, never the controller's.
+- `namespace_bindings` renders the IAM a namespace principal needs (docs/iam.md): object admin on the
+  bucket limited by an IAM condition to the namespace's prefix, and writer on the namespace's Artifact
+  Registry repository when REGISTRY_URL holds `{namespace}`.
 """
 
 from __future__ import annotations
@@ -62,7 +70,7 @@ from google.auth.transport.requests import Request as AuthRequest
 from google.cloud import storage
 from google.cloud.storage.retry import DEFAULT_RETRY
 
-from substratus_controller.constants import WORKLOAD_GID, WORKLOAD_UID
+from substratus_controller.constants import WORKLOAD_GID, WORKLOAD_SERVICE_ACCOUNTS, WORKLOAD_UID
 from substratus_controller.jsontypes import JSON
 
 from .base import (
@@ -151,6 +159,7 @@ fi
 """
 
 _SIGNATURE = re.compile(r"(?i)(x-goog-signature=)[^&\s'\"]*")
+_ACCOUNT_ID = re.compile(r"[a-z][a-z0-9-]{4,28}[a-z0-9]")
 
 
 def _scrub(text: str) -> str:
@@ -194,6 +203,7 @@ class GCPDriver(CloudDriver):
         registry_url: str,
         principal: str,
         project_id: str,
+        workload_principal: str = "",
         cluster_location: str = "",
         storage_endpoint: str | None = None,
         iam_endpoint: str = IAM_ENDPOINT,
@@ -211,7 +221,11 @@ class GCPDriver(CloudDriver):
                 f"--principal/PRINCIPAL must be a Google service account email for the gcp cloud, got {principal!r}"
             )
         super().__init__(
-            cluster_name=cluster_name, artifact_bucket=artifact_bucket, registry_url=registry_url, principal=principal
+            cluster_name=cluster_name,
+            artifact_bucket=artifact_bucket,
+            registry_url=registry_url,
+            principal=principal,
+            workload_principal_template=workload_principal or default_workload_principal(project_id),
         )
         self.project_id = project_id
         self.cluster_location = cluster_location
@@ -232,6 +246,55 @@ class GCPDriver(CloudDriver):
         if self.storage_endpoint:
             out["storage_endpoint"] = self.storage_endpoint
         return out
+
+    def principal_problem(self, principal: str) -> str:
+        account, at, domain = principal.partition("@")
+        if not at or not domain.endswith(".iam.gserviceaccount.com"):
+            return "is not a Google service account email (<id>@<project>.iam.gserviceaccount.com)"
+        if not _ACCOUNT_ID.fullmatch(account):
+            return (
+                f"has the account id {account!r}: it must be 6-30 characters, lower-case letters, digits and "
+                "dashes, starting with a letter"
+            )
+        if principal == self.principal:
+            return "is the controller's own principal"
+        return ""
+
+    def namespace_bindings(self, namespace: str) -> JSON:
+        """The IAM bindings the namespace's principal needs, no more (docs/iam.md): the storage binding is
+        for the artifact bucket's policy, the registry binding for the namespace's repository."""
+        member = f"serviceAccount:{self.workload_principal(namespace)}"
+        prefix = self.namespace_prefix(namespace)
+        objects = f"projects/_/buckets/{prefix.bucket}/objects/{prefix.path}/"
+        out: JSON = {
+            "principal": self.workload_principal(namespace),
+            # what bind_identity grants on the principal, as the ServiceAccounts are created
+            "workloadIdentityUser": sorted(self._member(namespace, sa) for sa in WORKLOAD_SERVICE_ACCOUNTS),
+            "bucket": {
+                "bucket": prefix.bucket,
+                "binding": {
+                    "role": "roles/storage.objectUser",
+                    "members": [member],
+                    "condition": {
+                        "title": f"substratus-{namespace}",
+                        "description": f"only the objects of namespace {namespace}",
+                        "expression": (
+                            f'resource.type == "storage.googleapis.com/Bucket" || resource.name.startsWith("{objects}")'
+                        ),
+                    },
+                },
+            },
+        }
+        if "{namespace}" in self.registry_url:
+            repository = self.registry_url.replace("{namespace}", namespace)
+            out["registry"] = {
+                "repository": repository,
+                "binding": {"role": "roles/artifactregistry.writer", "members": [member]},
+            }
+        return out
+
+    def namespace_iam(self, namespace: str) -> JSON:
+        return {**super().namespace_iam(namespace), "bindings": self.namespace_bindings(namespace)}
 
     def mount_bucket(self, url: BucketURL, *, volume_name: str, mounts: Sequence[Mount]) -> BucketVolume:
         """One GCS FUSE CSI volume for the bucket; one volumeMount per mount, subPath `<path>/<subdir>`."""
@@ -338,11 +401,39 @@ class GCPDriver(CloudDriver):
         return await self._call(f"reading the metadata of {url}", read)
 
     async def bind_identity(self, *, service_account: str, namespace: str) -> None:
-        """Grant `<project>.svc.id.goog[<ns>/<ksa>]` roles/iam.workloadIdentityUser on the principal, if missing."""
-        member = f"serviceAccount:{self.project_id}.svc.id.goog[{namespace}/{service_account}]"
-        resource = f"{self.iam_endpoint}/v1/projects/-/serviceAccounts/{quote(self.principal, safe='@.')}"
+        """Grant `<project>.svc.id.goog[<ns>/<ksa>]` roles/iam.workloadIdentityUser on the namespace's
+        principal, if missing."""
+        principal = self.workload_principal(namespace)
+        member = self._member(namespace, service_account)
+        written = await self._edit_policy(
+            principal,
+            f"binding {namespace}/{service_account} to {principal}",
+            lambda policy: _add_member(policy, WORKLOAD_IDENTITY_ROLE, member),
+        )
+        log.info("workload identity binding", principal=principal, member=member,
+                 result="added" if written else "already present")  # fmt: skip
 
-        def bind() -> bool:
+    async def unbind_identity(self, *, service_accounts: Sequence[str], namespace: str) -> None:
+        """Remove the Workload Identity members of these ServiceAccounts from the namespace's principal."""
+        principal = self.workload_principal(namespace)
+        members = {self._member(namespace, sa) for sa in service_accounts}
+        written = await self._edit_policy(
+            principal,
+            f"unbinding namespace {namespace} from {principal}",
+            lambda policy: _remove_members(policy, WORKLOAD_IDENTITY_ROLE, members),
+        )
+        log.info("workload identity unbinding", principal=principal, members=sorted(members),
+                 result="removed" if written else "already absent")  # fmt: skip
+
+    def _member(self, namespace: str, service_account: str) -> str:
+        return f"serviceAccount:{self.project_id}.svc.id.goog[{namespace}/{service_account}]"
+
+    async def _edit_policy(self, principal: str, what: str, change: Callable[[JSON], bool]) -> bool:
+        """Read the principal's IAM policy, `change` it in place, write it back with the read etag when
+        `change` says it changed (one retry on a concurrent change); whether it was written."""
+        resource = f"{self.iam_endpoint}/v1/projects/-/serviceAccounts/{quote(principal, safe='@.')}"
+
+        def edit() -> bool:
             with AuthorizedSession(self._creds()) as session:  # type: ignore[no-untyped-call]
                 for attempt in (1, 2):
                     response = session.post(
@@ -353,7 +444,7 @@ class GCPDriver(CloudDriver):
                     if response.status_code != 200:
                         raise StorageError(f"getIamPolicy: HTTP {response.status_code}: {_scrub(response.text[:300])}")
                     policy = response.json()
-                    if not _add_member(policy, WORKLOAD_IDENTITY_ROLE, member):
+                    if not change(policy):
                         return False
                     response = session.post(
                         f"{resource}:setIamPolicy", json={"policy": policy}, timeout=self.call_timeout / 3
@@ -361,14 +452,12 @@ class GCPDriver(CloudDriver):
                     if response.status_code == 200:
                         return True
                     if response.status_code == 409 and attempt == 1:
-                        log.info("IAM policy changed concurrently, retrying", principal=self.principal)
+                        log.info("IAM policy changed concurrently, retrying", principal=principal)
                         continue
                     raise StorageError(f"setIamPolicy: HTTP {response.status_code}: {_scrub(response.text[:300])}")
             raise AssertionError("unreachable")
 
-        written = await self._call(f"binding {namespace}/{service_account} to {self.principal}", bind)
-        log.info("workload identity binding", principal=self.principal, member=member,
-                 result="added" if written else "already present")  # fmt: skip
+        return await self._call(what, edit)
 
     # ------------------------------------------------------------------------------------------- helpers
     async def _call(self, what: str, fn: Callable[[], T], *, chain: bool = True) -> T:
@@ -424,6 +513,30 @@ class GCPDriver(CloudDriver):
         if not email or email == "default":
             email = self.principal
         return _IAMSigningCredentials(creds, email, self.iam_credentials_endpoint, self.call_timeout / 3)
+
+
+def default_workload_principal(project: str) -> str:
+    """The default workload principal template: `substratus-{namespace}@<project>.iam.gserviceaccount.com`."""
+    return f"substratus-{{namespace}}@{project}.iam.gserviceaccount.com"
+
+
+def _remove_members(policy: JSON, role: str, members: set[str]) -> bool:
+    """Remove `members` from the unconditional bindings of `role`; drop a binding left empty. Whether any
+    member was removed (other members and roles are kept as they are)."""
+    removed = False
+    kept: list[JSON] = []
+    for binding in policy.get("bindings") or []:
+        if binding.get("role") == role and "condition" not in binding:
+            left = [m for m in binding.get("members") or [] if m not in members]
+            removed = removed or len(left) != len(binding.get("members") or [])
+            if not left:
+                continue
+            kept.append({**binding, "members": left})
+        else:
+            kept.append(binding)
+    if removed:
+        policy["bindings"] = kept
+    return removed
 
 
 def _add_member(policy: JSON, role: str, member: str) -> bool:
@@ -583,6 +696,7 @@ async def create_driver(
         except CloudConfigError as exc:
             errors.append(f"--artifact-bucket-url/ARTIFACT_BUCKET_URL: {exc}")
     principal = settings.principal.strip() or (f"substratus@{project}.iam.gserviceaccount.com" if project else "")
+    workload = settings.workload_principal.strip()
     if errors:
         raise CloudConfigError("; ".join(errors))
     assert bucket is not None  # project is known, so there is a default
@@ -592,6 +706,7 @@ async def create_driver(
         registry_url=registry_url,
         principal=principal,
         project_id=project,
+        workload_principal=workload,
         cluster_location=values["cluster_location"],
         storage_endpoint=env.get(ENV_STORAGE_EMULATOR_HOST, "").strip() or None,
         iam_endpoint=env.get(ENV_IAM_ENDPOINT, "").strip() or IAM_ENDPOINT,

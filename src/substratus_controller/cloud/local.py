@@ -4,7 +4,7 @@
   object's prefix by hostPath (DirectoryOrCreate), subPath per mount (upstream's kind driver, docs/upstream-behaviour.md
   §5.2).
 - Upload builds: the builder reads the tarball from a read-only hostPath mount of its directory at /upload:
-  Kaniko as `tar:///upload/latest.tar.gz`, buildah as the file `/upload/latest.tar.gz` (no init container).
+  Kaniko as `tar:///upload/<md5>.tar.gz`, buildah as the file `/upload/<md5>.tar.gz` (no init container).
 - GPUs: placed as `nvidia.com/gpu` with no node selector (upstream kind behaviour). Any type, or none, by
   default; `gpu_types` (LOCAL_GPU_TYPES) restricts the accepted types to what the local nodes have, so that
   other types report UnsupportedGPU instead of pods that never schedule.

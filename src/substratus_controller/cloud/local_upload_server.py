@@ -13,6 +13,10 @@ Every refusal is a one-line reason. The body streams into a temporary file next 
 which is renamed into place only after verification, so a broken or partial upload never replaces a good
 tarball; the verified md5 is then recorded beside it (`<object>.md5`), which is what `object_md5` reads.
 
+A connection that has not sent complete request headers within `header_timeout` (10 s), or sends nothing
+more for that long between requests, is closed (aiohttp's keep-alive timer, which runs until the headers
+are parsed), so half-open connections cannot pile up.
+
 Invariants: nothing outside the artifact directory is ever written (paths are normalised and checked);
 URLs and signatures are never logged; the body size is capped (`max_bytes`).
 """
@@ -40,6 +44,7 @@ CONTENT_TYPE = "application/octet-stream"
 DEFAULT_MAX_BYTES = 20 * 1024**3
 DEFAULT_MAX_CONCURRENT = 8  # uploads received at once; more get 503 with Retry-After
 IDLE_TIMEOUT = 30.0  # seconds a body may send nothing before the upload is dropped (408)
+HEADER_TIMEOUT = 10.0  # seconds a connection may take to send its request headers (or idle between requests)
 
 
 MALFORMED_URL = "malformed URL: md5, expires and sig must be 32 hex digits, unix seconds and 64 hex digits"
@@ -95,12 +100,14 @@ class UploadServer:
     """An aiohttp server accepting signed PUTs (see module docstring); `start()` / `stop()`."""
 
     def __init__(self, signer: UploadSigner, *, host: str | None, port: int, max_bytes: int = DEFAULT_MAX_BYTES,
-                 max_concurrent: int = DEFAULT_MAX_CONCURRENT, idle_timeout: float = IDLE_TIMEOUT) -> None:  # fmt: skip
+                 max_concurrent: int = DEFAULT_MAX_CONCURRENT, idle_timeout: float = IDLE_TIMEOUT,
+                 header_timeout: float = HEADER_TIMEOUT) -> None:  # fmt: skip
         self.signer = signer
         self.host, self.port = host, port
         self.max_bytes = max_bytes
         self.max_concurrent = max_concurrent
         self.idle_timeout = idle_timeout
+        self.header_timeout = header_timeout
         self.active = 0  # uploads being received now
         self._spent: dict[str, int] = {}  # signatures of verified uploads -> their expiry (a URL is used once)
         self._runner: web.AppRunner | None = None
@@ -112,7 +119,7 @@ class UploadServer:
         return app
 
     async def start(self) -> None:
-        self._runner = web.AppRunner(self.app(), access_log=None)
+        self._runner = web.AppRunner(self.app(), access_log=None, keepalive_timeout=self.header_timeout)
         await self._runner.setup()
         site = web.TCPSite(self._runner, host=self.host, port=self.port)
         await site.start()

@@ -6,7 +6,8 @@ ChildConflict instead: plan/ownership.py), and carries the Plan out as the decla
 controllers/steps.py; the status is written once, at the end, only when it changed.
 
 Invariants:
-- An object that is gone or being deleted is left to the garbage collector (its children are owned).
+- An object that is gone or being deleted is left to the garbage collector (its children are owned); when
+  it was its namespace's last, the namespace's cloud identity is released (controllers/release.py).
 - Invalid specs yield an `InvalidSpec`/`UnsupportedGPU` condition and an Event and no retry: only a change
   to the object brings it back.
 - A Plan deletes only children the object controls (the observation holds no others), and nothing is
@@ -23,6 +24,7 @@ from substratus_controller.runtime.controller import Request, Result
 
 from .gather import gather
 from .operator import Operator
+from .release import release_namespace
 from .steps import Target, carry_out, taken_children
 
 
@@ -38,7 +40,10 @@ class Reconciler:
     async def __call__(self, req: Request) -> Result:
         op = self.op
         obj = self.cache.get(req.namespace, req.name)
-        if obj is None or obj["metadata"].get("deletionTimestamp"):
+        if obj is None:
+            await release_namespace(op, req.namespace or "")
+            return Result()
+        if obj["metadata"].get("deletionTimestamp"):
             return Result()
         seen = await gather(self.kind, obj, op.caches, op.ctx)
         now = op.now()

@@ -60,7 +60,7 @@ T = TypeVar("T")
 Step = Callable[[Operator, Target, Plan], Awaitable[None]]
 
 
-async def _bounded(call: Awaitable[T], what: str) -> T:
+async def bounded(call: Awaitable[T], what: str) -> T:
     """Await a storage/registry call with the outbound timeout; failures become RetryableError."""
     try:
         return await asyncio.wait_for(call, STORAGE_TIMEOUT)
@@ -93,7 +93,7 @@ async def sign_upload(op: Operator, target: Target, plan: Plan) -> None:
     if plan.sign_upload is None:
         return
     url, md5_hex = plan.sign_upload
-    signed = await _bounded(
+    signed = await bounded(
         op.cloud.signed_upload_url(url, md5_hex=md5_hex, expires_in=URL_LIFETIME), "signing the upload URL"
     )
     plan.status.setdefault("buildUpload", {})["signedURL"] = signed
@@ -121,7 +121,7 @@ async def ensure_service_accounts(op: Operator, target: Target, plan: Plan) -> N
         name = desired["metadata"]["name"]
         if op.applier.up_to_date(op.applier.stamped(desired), cache.get(target.namespace, name)):
             continue
-        await _bounded(
+        await bounded(
             op.cloud.bind_identity(service_account=name, namespace=target.namespace),
             f"binding ServiceAccount {name} to the cloud identity",
         )
@@ -130,7 +130,7 @@ async def ensure_service_accounts(op: Operator, target: Target, plan: Plan) -> N
 
 async def prepare_image(op: Operator, target: Target, plan: Plan) -> None:
     if plan.new_image is not None:
-        await _bounded(op.cloud.prepare_image(plan.new_image), f"preparing the registry for {plan.new_image}")
+        await bounded(op.cloud.prepare_image(plan.new_image), f"preparing the registry for {plan.new_image}")
 
 
 async def prepare_artifacts(op: Operator, target: Target, plan: Plan) -> None:

@@ -10,7 +10,9 @@ Watches (controller-runtime style):
 - pods requeue the object they run for, by their `substratus.ai/<kind>` label (Job and Deployment pods are
   owned by the Job/ReplicaSet): their status says why a run or a Server fails (status/pods.py);
 - dependencies requeue dependents through field indexes when they appear, vanish or change readiness:
-  Model -> Models (spec.model.name), Notebooks, Servers; Dataset -> Models (spec.dataset.name), Notebooks.
+  Model -> Models (spec.model.name), Notebooks, Servers; Dataset -> Models (spec.dataset.name), Notebooks;
+- a workload ServiceAccount's events requeue every object of its namespace, and (Dataset controller) a
+  namespace with none is released (controllers/release.py).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from substratus_controller.runtime.store import projection
 from .caches import INDEX_PARENT, Caches, parent_keys, parent_name, spec_ref
 from .engine import Reconciler
 from .operator import Operator
+from .release import sa_requests
 
 INDEX_MODEL_REF = "spec.model.name"
 INDEX_DATASET_REF = "spec.dataset.name"
@@ -61,6 +64,11 @@ def _pod_parent(kind: Kind) -> Callable[[JSON], Iterable[Request]]:
         return (Request(pod["metadata"].get("namespace"), name),) if name else ()
 
     return mapper
+
+
+def _never(old: JSON, new: JSON) -> bool:
+    """Updates requeue nothing (creates and deletes do)."""
+    return False
 
 
 def _status_changed(old: JSON, new: JSON) -> bool:
@@ -105,6 +113,7 @@ def setup(manager: Manager, *, ctx: RenderContext, workers: int = 4, sync_period
         c.for_kind(own, predicate=predicates.spec_or_metadata_changed)
         for child in children:
             c.owns(child, kind=kind.value, group=GROUP)
+        c.watches(caches.serviceaccounts, sa_requests(caches, kind), predicate=_never)
         manager.add_controller(c)
         return c
 

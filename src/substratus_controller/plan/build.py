@@ -182,7 +182,7 @@ def plan_build(obj: AnyKind, kind: Kind, ctx: RenderContext, *, job: JSON | None
     upload = obj.spec.build.upload
     if upload is not None:
         same = job is not None and (job["metadata"].get("labels") or {}).get(BUILD_LABEL) == bid
-        stored_at = ctx.cloud.upload_url(kind, meta.namespace, meta.name)
+        stored_at = ctx.cloud.upload_url(kind, meta.namespace, meta.name, upload.md5_checksum.lower())
         if not upload_share(plan, upload, stored_at, built=obj.spec.image == target or same,
                             raw_status=raw_status, stored_md5=stored_md5, now=now):  # fmt: skip
             return plan

@@ -11,7 +11,7 @@ from typing import Generic, TypeVar
 from pydantic import ValidationError
 
 from substratus_controller.api.v1.kinds import KINDS, Dataset, Model, Notebook, Server
-from substratus_controller.cloud.base import BucketURL, CloudDriver, UnsupportedGPUError
+from substratus_controller.cloud.base import BucketURL, CloudDriver, IdentityError, UnsupportedGPUError
 from substratus_controller.constants import ConditionType, Kind, Reason
 from substratus_controller.jsontypes import JSON
 from substratus_controller.render.context import RenderContext
@@ -134,6 +134,10 @@ def begin(cls: type[T], kind: Kind, seen: Observation, *, ctx: RenderContext, no
         return invalid_plan(raw, kind, obj, now)
     meta = obj.metadata
     try:
+        ctx.cloud.workload_principal(meta.namespace)  # every pod of the namespace acts as it
+    except IdentityError as exc:
+        return invalid_plan(raw, kind, exc, now)
+    try:
         plan, build = start_plan(obj, kind, seen, ctx=ctx, now=now)
     except RENDER_ERRORS as exc:
         return invalid_plan(raw, kind, exc, now)
@@ -178,4 +182,7 @@ def upload_to_check(raw: JSON, kind: Kind, ctx: RenderContext) -> BucketURL | No
         return None
     if not needs_storage_check(obj, kind, ctx):
         return None
-    return ctx.cloud.upload_url(kind, obj.metadata.namespace, obj.metadata.name)
+    assert obj.spec.build is not None  # needs_storage_check
+    assert obj.spec.build.upload is not None
+    md5_hex = obj.spec.build.upload.md5_checksum.lower()
+    return ctx.cloud.upload_url(kind, obj.metadata.namespace, obj.metadata.name, md5_hex)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pydantic import ValidationError
 
-from substratus_controller.cloud.base import UnsupportedGPUError
+from substratus_controller.cloud.base import IdentityError, UnsupportedGPUError
 from substratus_controller.constants import ConditionType, Kind, Reason
 from substratus_controller.jsontypes import JSON
 from substratus_controller.status.conditions import Cond, merge_conditions, ready_condition
@@ -47,9 +47,14 @@ def status_of(raw: JSON, *, main: Cond | None, blockers: list[Cond], now: str, e
 
 def invalid_status(raw: JSON, kind: Kind, error: str | Exception, now: str, *, blockers: list[Cond] | None = None,
                    extra: JSON | None = None) -> JSON:  # fmt: skip
-    """The status of a spec that cannot be acted upon: `InvalidSpec` (or `UnsupportedGPU`) with the message;
+    """The status of a spec that cannot be acted upon: `InvalidSpec` (or `UnsupportedGPU`, or
+    `IdentityNotConfigured` for a namespace without a usable cloud identity) with the message;
     `blockers`/`extra` keep the build's own conditions and upload status when the build itself is fine."""
-    reason = Reason.UNSUPPORTED_GPU if isinstance(error, UnsupportedGPUError) else Reason.INVALID_SPEC
+    reason = Reason.INVALID_SPEC
+    if isinstance(error, UnsupportedGPUError):
+        reason = Reason.UNSUPPORTED_GPU
+    elif isinstance(error, IdentityError):
+        reason = Reason.IDENTITY_NOT_CONFIGURED
     message = str(error) if not isinstance(error, str) else error
     main = Cond(MAIN_CONDITION[kind], False, reason, message)
     return status_of(raw, main=main, blockers=blockers or [], now=now, extra=extra)

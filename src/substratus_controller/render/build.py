@@ -100,7 +100,8 @@ def build_job(obj: Parent, kind: Kind, ctx: RenderContext, *, target: str, build
     git_path: str | None = None
     upload: str | None = None
     if build.upload is not None:
-        source = builder.read_upload(ctx.cloud, ctx.cloud.upload_url(kind, namespace, name))
+        stored = ctx.cloud.upload_url(kind, namespace, name, build.upload.md5_checksum.lower())
+        source = builder.read_upload(ctx.cloud, stored)
         volumes += source.volume.volumes
         mounts += [volume_mount(m) for m in source.volume.mounts]
         pod_annotations.update(source.volume.annotations)

@@ -2,8 +2,9 @@
 `model-server`).
 
 Invariants: shared by every object of the namespace, so no ownerReference (deleting one Model must not
-delete the SA its siblings use) and no per-object labels; the cloud's principal binding annotation is added
-when the driver has one (docs/decisions.md §2.3: its presence is how the controller knows the binding is done).
+delete the SA its siblings use) and no per-object labels; the annotation binding it to the namespace's own
+cloud principal is added when the driver has one (docs/decisions.md §2.3: its presence is how the controller
+knows the binding is done).
 """
 
 from __future__ import annotations
@@ -20,5 +21,5 @@ def service_account(name: str, namespace: str, cloud: CloudDriver) -> JSON:
     if not name or not namespace:
         raise ValueError("a ServiceAccount needs a name and a namespace")
     meta: JSON = {"name": name, "namespace": namespace, "labels": {LABEL_MANAGED_BY: MANAGED_BY_VALUE}}
-    put(meta, "annotations", cloud.service_account_annotations())
+    put(meta, "annotations", cloud.service_account_annotations(namespace))
     return {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta}

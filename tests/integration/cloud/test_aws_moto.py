@@ -311,7 +311,7 @@ BODY_MD5 = hashlib.md5(BODY).digest()
 
 # ------------------------------------------------------------------------------------------- uploads
 async def test_presigned_put_with_the_signed_md5_is_stored(s3_driver: AWSDriver, moto: str, gate: S3Gate) -> None:
-    url = s3_driver.upload_url(Kind.MODEL, "ns1", "m1")
+    url = s3_driver.upload_url(Kind.MODEL, "ns1", "m1", "5eb63bbbe01eeed093cb22bb8f5acdc3")
     signed = await s3_driver.signed_upload_url(url, md5_hex=BODY_MD5.hex())
     assert signed.startswith(f"{gate.url}/{BUCKET}/{url.path}?")
     assert await put(signed, BODY, md5=BODY_MD5) == 200
@@ -323,7 +323,7 @@ async def test_presigned_put_with_the_signed_md5_is_stored(s3_driver: AWSDriver,
 async def test_a_body_that_does_not_match_the_signed_md5_is_rejected(
     s3_driver: AWSDriver, moto: str, gate: S3Gate
 ) -> None:
-    url = s3_driver.upload_url(Kind.MODEL, "ns1", "m1")
+    url = s3_driver.upload_url(Kind.MODEL, "ns1", "m1", "5eb63bbbe01eeed093cb22bb8f5acdc3")
     signed = await s3_driver.signed_upload_url(url, md5_hex=BODY_MD5.hex())
     assert await put(signed, b"something else", md5=BODY_MD5) == 400
     assert gate.rejected == ["BadDigest"]
@@ -332,7 +332,7 @@ async def test_a_body_that_does_not_match_the_signed_md5_is_rejected(
 
 
 async def test_the_signed_md5_and_content_type_cannot_be_swapped(s3_driver: AWSDriver, moto: str, gate: S3Gate) -> None:
-    url = s3_driver.upload_url(Kind.MODEL, "ns1", "m1")
+    url = s3_driver.upload_url(Kind.MODEL, "ns1", "m1", "5eb63bbbe01eeed093cb22bb8f5acdc3")
     signed = await s3_driver.signed_upload_url(url, md5_hex=BODY_MD5.hex())
     other = b"something else"
     assert await put(signed, other, md5=hashlib.md5(other).digest()) == 403
@@ -342,7 +342,7 @@ async def test_the_signed_md5_and_content_type_cannot_be_swapped(s3_driver: AWSD
 
 
 async def test_urls_expire_after_at_most_300_seconds(s3_driver: AWSDriver, gate: S3Gate) -> None:
-    url = s3_driver.upload_url(Kind.MODEL, "ns1", "m1")
+    url = s3_driver.upload_url(Kind.MODEL, "ns1", "m1", "5eb63bbbe01eeed093cb22bb8f5acdc3")
     signed = await s3_driver.signed_upload_url(url, md5_hex=BODY_MD5.hex(), expires_in=3600)
     assert dict(parse_qsl(urlsplit(signed).query))["X-Amz-Expires"] == "300"
     gate.clock_offset = 305
@@ -353,7 +353,12 @@ async def test_urls_expire_after_at_most_300_seconds(s3_driver: AWSDriver, gate:
 
 
 async def test_object_md5_of_a_missing_object_is_none(s3_driver: AWSDriver) -> None:
-    assert await s3_driver.object_md5(s3_driver.upload_url(Kind.MODEL, "ns1", "never-uploaded")) is None
+    assert (
+        await s3_driver.object_md5(
+            s3_driver.upload_url(Kind.MODEL, "ns1", "never-uploaded", "5eb63bbbe01eeed093cb22bb8f5acdc3")
+        )
+        is None
+    )
 
 
 async def test_object_md5_of_a_multipart_upload_uses_the_md5_metadata(s3_driver: AWSDriver, moto: str) -> None:
@@ -389,17 +394,23 @@ async def test_prepare_artifacts_creates_directory_markers(s3_driver: AWSDriver,
 
 
 # ------------------------------------------------------------------------------------------- IRSA
+NAMESPACES = ("ns1", "ns2", "ns", "team-a")
+CONTROLLER_TRUST = {"Version": "2012-10-17", "Statement": [EC2_TRUST]}
+
+
 @pytest.fixture
 def iam(moto: str) -> Any:
+    """The controller's role and one role per namespace, each trusting only EC2 to begin with."""
     client = direct(moto, "iam")
-    client.create_role(
-        RoleName=ROLE, AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [EC2_TRUST]})
-    )
+    for name in (ROLE, *(f"{ROLE}-{ns}" for ns in NAMESPACES)):
+        client.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(CONTROLLER_TRUST))
     return client
 
 
-def trust(iam: Any) -> dict[str, Any]:
-    document = iam.get_role(RoleName=ROLE)["Role"]["AssumeRolePolicyDocument"]
+def trust(iam: Any, namespace: str | None = None) -> dict[str, Any]:
+    """The trust policy of the namespace's role (of the controller's role without a namespace)."""
+    name = ROLE if namespace is None else f"{ROLE}-{namespace}"
+    document = iam.get_role(RoleName=name)["Role"]["AssumeRolePolicyDocument"]
     return document if isinstance(document, dict) else json.loads(document)
 
 
@@ -420,11 +431,11 @@ def subjects(document: dict[str, Any]) -> list[str]:
     return list(own["Condition"]["StringEquals"][f"{ISSUER}:sub"])
 
 
-async def test_bind_identity_adds_a_trust_and_keeps_other_statements(iam: Any, moto: str) -> None:
+async def test_bind_identity_trusts_the_namespace_role_only_and_keeps_other_statements(iam: Any, moto: str) -> None:
     driver = make_driver(moto)
     updates = count_updates(driver)
     await driver.bind_identity(service_account="modeller", namespace="ns1")
-    after = trust(iam)
+    after = trust(iam, "ns1")
     assert after["Statement"][0] == EC2_TRUST
     assert after["Statement"][1] == {
         "Sid": statement_id(driver.provider_arn),
@@ -442,21 +453,44 @@ async def test_bind_identity_adds_a_trust_and_keeps_other_statements(iam: Any, m
 
     await driver.bind_identity(service_account="modeller", namespace="ns1")  # bound: no write
     assert updates == ["update"]
-    assert trust(iam) == after
+    assert trust(iam, "ns1") == after
 
-    # A second ServiceAccount joins the first (upstream overwrote the first binding).
+    # A second ServiceAccount of the namespace joins the first (upstream overwrote the first binding).
+    await driver.bind_identity(service_account="notebook", namespace="ns1")
+    assert subjects(trust(iam, "ns1")) == ["system:serviceaccount:ns1:modeller", "system:serviceaccount:ns1:notebook"]
+    # Another namespace gets its own role; neither the first namespace's nor the controller's changes.
+    before = trust(iam, "ns1")
     await driver.bind_identity(service_account="notebook", namespace="ns2")
-    assert updates == ["update", "update"]
-    final = trust(iam)
-    assert final["Statement"][0] == EC2_TRUST
-    assert subjects(final) == ["system:serviceaccount:ns1:modeller", "system:serviceaccount:ns2:notebook"]
+    assert subjects(trust(iam, "ns2")) == ["system:serviceaccount:ns2:notebook"]
+    assert trust(iam, "ns1") == before
+    assert trust(iam) == CONTROLLER_TRUST
+
+
+async def test_unbind_identity_removes_the_namespace_subjects_and_then_the_statement(iam: Any, moto: str) -> None:
+    driver = make_driver(moto)
+    for sa in ("a", "b"):
+        await driver.bind_identity(service_account=sa, namespace="ns")
+    await driver.bind_identity(service_account="a", namespace="ns1")
+    other = trust(iam, "ns1")
+    await driver.unbind_identity(service_accounts=["a"], namespace="ns")
+    assert subjects(trust(iam, "ns")) == ["system:serviceaccount:ns:b"]
+    await driver.unbind_identity(service_accounts=["b", "never-bound"], namespace="ns")
+    assert trust(iam, "ns") == CONTROLLER_TRUST  # the own statement is gone, EC2's kept
+    assert trust(iam, "ns1") == other
+    # A process that starts after the unbind does not bring the subjects back with its next bind.
+    restarted = make_driver(moto)
+    await restarted.bind_identity(service_account="c", namespace="ns")
+    assert subjects(trust(iam, "ns")) == ["system:serviceaccount:ns:c"]
+    updates = count_updates(driver)
+    await driver.unbind_identity(service_accounts=["a"], namespace="ns")  # nothing of it left: no write
+    assert updates == []
 
 
 async def test_bind_identity_keeps_bindings_made_by_an_earlier_process(iam: Any, moto: str) -> None:
     await make_driver(moto).bind_identity(service_account="a", namespace="ns")
     restarted = make_driver(moto)
     await restarted.bind_identity(service_account="b", namespace="ns")
-    assert subjects(trust(iam)) == ["system:serviceaccount:ns:a", "system:serviceaccount:ns:b"]
+    assert subjects(trust(iam, "ns")) == ["system:serviceaccount:ns:a", "system:serviceaccount:ns:b"]
 
 
 async def test_bind_identity_writes_nothing_when_another_statement_already_trusts(iam: Any, moto: str) -> None:
@@ -467,24 +501,24 @@ async def test_bind_identity_writes_nothing_when_another_statement_already_trust
         "Condition": {"StringLike": {f"{ISSUER}:sub": "system:serviceaccount:team-*:*"}},
     }
     document = {"Version": "2012-10-17", "Statement": [EC2_TRUST, existing]}
-    iam.update_assume_role_policy(RoleName=ROLE, PolicyDocument=json.dumps(document))
+    iam.update_assume_role_policy(RoleName=f"{ROLE}-team-a", PolicyDocument=json.dumps(document))
     driver = make_driver(moto)
     updates = count_updates(driver)
     await driver.bind_identity(service_account="modeller", namespace="team-a")
     assert updates == []
-    assert trust(iam) == document
+    assert trust(iam, "team-a") == document
 
 
 async def test_concurrent_binds_all_land(iam: Any, moto: str) -> None:
     driver = make_driver(moto)
     names = [f"sa-{i}" for i in range(6)]
     await asyncio.gather(*(driver.bind_identity(service_account=n, namespace="ns") for n in names))
-    assert subjects(trust(iam)) == [f"system:serviceaccount:ns:{n}" for n in names]
-    assert len(trust(iam)["Statement"]) == 2
+    assert subjects(trust(iam, "ns")) == [f"system:serviceaccount:ns:{n}" for n in names]
+    assert len(trust(iam, "ns")["Statement"]) == 2
 
 
 async def test_bind_identity_to_a_missing_role_is_a_storage_error(moto: str) -> None:
-    with pytest.raises(StorageError, match="to IAM role substratus: GetRole failed: NoSuchEntity"):
+    with pytest.raises(StorageError, match="to IAM role substratus-ns1: GetRole failed: NoSuchEntity"):
         await make_driver(moto).bind_identity(service_account="modeller", namespace="ns1")
 
 

@@ -106,9 +106,9 @@ async def test_aws_controller_wires_irsa_mountpoint_and_s3(
     s3 = session.client("s3", endpoint_url=moto_url)
     s3.create_bucket(Bucket="ml-artifacts", CreateBucketConfiguration={"LocationConstraint": "us-west-2"})
     iam = session.client("iam", endpoint_url=moto_url)
-    iam.create_role(
-        RoleName="substratus", AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []})
-    )
+    empty = json.dumps({"Version": "2012-10-17", "Statement": []})
+    iam.create_role(RoleName="substratus", AssumeRolePolicyDocument=empty)  # the controller's own
+    iam.create_role(RoleName=f"substratus-{ns}", AssumeRolePolicyDocument=empty)  # the namespace's workloads'
     env = {**creds, "AWS_ENDPOINT_URL": moto_url, "CLUSTER_NAME": "prod",
            "ARTIFACT_BUCKET_URL": "s3://ml-artifacts", "PRINCIPAL": ROLE, "AWS_ACCOUNT_ID": ACCOUNT,
            "AWS_OIDC_PROVIDER": OIDC}  # fmt: skip
@@ -127,10 +127,12 @@ async def test_aws_controller_wires_irsa_mountpoint_and_s3(
         pvc = await client.get(k8s.PERSISTENTVOLUMECLAIMS, "substratus-artifacts", ns)
         assert pvc["spec"]["volumeName"] == pv["metadata"]["name"]
         sa = await client.get(k8s.SERVICEACCOUNTS, "substratus-data-loader", ns)
-        assert sa["metadata"]["annotations"]["eks.amazonaws.com/role-arn"] == ROLE
-        trust = iam.get_role(RoleName="substratus")["Role"]["AssumeRolePolicyDocument"]
+        assert sa["metadata"]["annotations"]["eks.amazonaws.com/role-arn"] == f"{ROLE}-{ns}"
+        trust = iam.get_role(RoleName=f"substratus-{ns}")["Role"]["AssumeRolePolicyDocument"]
         assert f"system:serviceaccount:{ns}:substratus-data-loader" in json.dumps(trust)
-        prefix = object_hash("prod", Kind.DATASET, ns, "squad")
+        # the controller's own role is never given to a workload
+        assert iam.get_role(RoleName="substratus")["Role"]["AssumeRolePolicyDocument"]["Statement"] == []
+        prefix = f"clusters/prod/namespaces/{ns}/{object_hash('prod', Kind.DATASET, ns, 'squad')}"
         keys = [o["Key"] for o in s3.list_objects_v2(Bucket="ml-artifacts").get("Contents", [])]
         assert f"{prefix}/artifacts/" in keys
         obj = await client.get(DATASETS, "squad", ns)
@@ -169,9 +171,9 @@ async def test_gcp_controller_wires_workload_identity_and_gcs_fuse(
         assert volume["csi"]["driver"] == "gcsfuse.csi.storage.gke.io"
         sa = await client.get(k8s.SERVICEACCOUNTS, "substratus-data-loader", ns)
         principal = sa["metadata"]["annotations"]["iam.gke.io/gcp-service-account"]
-        assert principal.endswith(".iam.gserviceaccount.com")
-        policy = json.dumps(iam.policies)
-        assert member(ns, "substratus-data-loader") in policy
+        assert principal == f"substratus-{ns}@acme-ml.iam.gserviceaccount.com"  # the namespace's, not the controller's
+        assert member(ns, "substratus-data-loader") in json.dumps(iam.policies[principal])
+        assert member(ns, "substratus-data-loader") not in json.dumps(iam.policies.get(account, {}))
         obj = await client.get(DATASETS, "squad", ns)
         assert obj["status"]["artifacts"]["url"].startswith("gs://")
     finally:

@@ -149,8 +149,16 @@ def driver(iam: FakeIAMServer, token: str = TOKEN) -> GCPDriver:
     )
 
 
-def wi_members(iam: FakeIAMServer) -> list[str]:
-    bindings = [b for b in iam.policy(PRINCIPAL)["bindings"] if b["role"] == ROLE and "condition" not in b]
+def ns_principal(namespace: str) -> str:
+    """The default workload principal of a namespace (the driver's template)."""
+    return f"substratus-{namespace}@acme-ml.iam.gserviceaccount.com"
+
+
+RESEARCH = ns_principal("research")
+
+
+def wi_members(iam: FakeIAMServer, principal: str = RESEARCH) -> list[str]:
+    bindings = [b for b in iam.policy(principal)["bindings"] if b["role"] == ROLE and "condition" not in b]
     return [m for b in bindings for m in b["members"]]
 
 
@@ -159,11 +167,12 @@ async def test_binding_is_added_once_and_never_rewritten(iam: FakeIAMServer) -> 
     await gcp.bind_identity(service_account="modeller", namespace="research")
     assert wi_members(iam) == [member("research", "modeller")]
     assert (iam.calls["getIamPolicy"], iam.calls["setIamPolicy"]) == (1, 1)
-    etag = iam.policy(PRINCIPAL)["etag"]
+    assert PRINCIPAL not in iam.policies  # the controller's own principal is never a workload's
+    etag = iam.policy(RESEARCH)["etag"]
 
     await gcp.bind_identity(service_account="modeller", namespace="research")
     assert (iam.calls["getIamPolicy"], iam.calls["setIamPolicy"]) == (2, 1)
-    assert iam.policy(PRINCIPAL)["etag"] == etag
+    assert iam.policy(RESEARCH)["etag"] == etag
     assert iam.queries[0] == {"options.requestedPolicyVersion": "3"}
 
 
@@ -173,9 +182,9 @@ async def test_other_bindings_are_kept(iam: FakeIAMServer) -> None:
         {"role": "roles/iam.serviceAccountTokenCreator", "members": ["user:a@acme.test"]},
         conditional,
     ]
-    iam.write(PRINCIPAL, [*others, {"role": ROLE, "members": [member("other", "notebook")]}])
+    iam.write(RESEARCH, [*others, {"role": ROLE, "members": [member("other", "notebook")]}])
     await driver(iam).bind_identity(service_account="notebook", namespace="research")
-    assert iam.policy(PRINCIPAL)["bindings"] == [
+    assert iam.policy(RESEARCH)["bindings"] == [
         *others,
         {"role": ROLE, "members": [member("other", "notebook"), member("research", "notebook")]},
     ]
@@ -207,10 +216,32 @@ async def test_a_concurrent_writer_that_added_our_member_means_no_second_write(i
 async def test_two_concurrent_bindings_both_land(iam: FakeIAMServer) -> None:
     gcp = driver(iam)
     await asyncio.gather(
-        gcp.bind_identity(service_account="modeller", namespace="a"),
-        gcp.bind_identity(service_account="data-loader", namespace="b"),
+        gcp.bind_identity(service_account="modeller", namespace="aaaaaa"),
+        gcp.bind_identity(service_account="data-loader", namespace="bbbbbb"),
     )
-    assert sorted(wi_members(iam)) == sorted([member("a", "modeller"), member("b", "data-loader")])
+    assert wi_members(iam, ns_principal("aaaaaa")) == [member("aaaaaa", "modeller")]
+    assert wi_members(iam, ns_principal("bbbbbb")) == [member("bbbbbb", "data-loader")]
+    assert PRINCIPAL not in iam.policies
+
+
+async def test_unbinding_removes_only_the_namespace_members(iam: FakeIAMServer) -> None:
+    gcp = driver(iam)
+    conditional = {"role": ROLE, "members": [member("research", "a")], "condition": {"title": "t", "expression": "x"}}
+    token_creator = {"role": "roles/iam.serviceAccountTokenCreator", "members": [member("research", "a")]}
+    iam.write(RESEARCH, [token_creator, conditional, {"role": ROLE, "members": [member("elsewhere", "x")]}])
+    for sa in ("a", "b"):
+        await gcp.bind_identity(service_account=sa, namespace="research")
+    await gcp.unbind_identity(service_accounts=["a"], namespace="research")
+    assert wi_members(iam) == [member("elsewhere", "x"), member("research", "b")]
+    await gcp.unbind_identity(service_accounts=["b", "x"], namespace="research")
+    assert iam.policy(RESEARCH)["bindings"] == [
+        token_creator,
+        conditional,
+        {"role": ROLE, "members": [member("elsewhere", "x")]},
+    ]
+    writes = iam.calls["setIamPolicy"]
+    await gcp.unbind_identity(service_accounts=["a", "b"], namespace="research")  # nothing left: no write
+    assert iam.calls["setIamPolicy"] == writes
 
 
 async def test_persistent_conflicts_are_a_storage_error_after_one_retry(iam: FakeIAMServer) -> None:
@@ -265,7 +296,8 @@ from substratus_controller.constants import Kind
 
 async def main():
     gcp = await create_driver(DriverSettings(env=dict(os.environ)))
-    url = await gcp.signed_upload_url(gcp.upload_url(Kind.MODEL, "research", "llama"), md5_hex=sys.argv[1])
+    upload = gcp.upload_url(Kind.MODEL, "research", "llama", sys.argv[1])
+    url = await gcp.signed_upload_url(upload, md5_hex=sys.argv[1])
     await gcp.bind_identity(service_account="modeller", namespace="research")
     print("RESULT " + json.dumps({"url": url, "settings": gcp.describe()}))
 

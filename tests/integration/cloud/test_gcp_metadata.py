@@ -106,6 +106,7 @@ async def test_everything_from_the_metadata_server(metadata: FakeMetadataServer)
         "artifact_bucket": "gs://acme-ml-substratus-artifacts",
         "registry_url": "us-central1-docker.pkg.dev/acme-ml/substratus",
         "principal": "substratus@acme-ml.iam.gserviceaccount.com",
+        "workload_principal": "substratus-{namespace}@acme-ml.iam.gserviceaccount.com",
         "project_id": "acme-ml",
         "cluster_location": "us-central1-a",
     }

@@ -106,7 +106,7 @@ def md5(data: bytes) -> tuple[str, str]:
 
 
 async def test_object_md5_of_an_uploaded_object(gcp: GCPDriver, emulator: str) -> None:
-    target = gcp.upload_url(Kind.MODEL, "ns", "uploaded")
+    target = gcp.upload_url(Kind.MODEL, "ns", "uploaded", "5eb63bbbe01eeed093cb22bb8f5acdc3")
     body = b"a tarball\x00\xff" * 4096
     await asyncio.to_thread(
         client(emulator).bucket(BUCKET).blob(target.path).upload_from_string, body, "application/octet-stream"
@@ -118,7 +118,10 @@ async def test_object_md5_of_an_uploaded_object(gcp: GCPDriver, emulator: str) -
 
 
 async def test_object_md5_of_a_missing_object_is_none(gcp: GCPDriver) -> None:
-    assert await gcp.object_md5(gcp.upload_url(Kind.MODEL, "ns", "never-uploaded")) is None
+    assert (
+        await gcp.object_md5(gcp.upload_url(Kind.MODEL, "ns", "never-uploaded", "5eb63bbbe01eeed093cb22bb8f5acdc3"))
+        is None
+    )
 
 
 async def test_object_md5_in_a_missing_bucket_is_none(gcp: GCPDriver) -> None:
@@ -126,7 +129,7 @@ async def test_object_md5_in_a_missing_bucket_is_none(gcp: GCPDriver) -> None:
 
 
 async def test_a_put_to_the_signed_url_stores_the_object(gcp: GCPDriver, emulator: str, key: rsa.RSAPrivateKey) -> None:
-    target = gcp.upload_url(Kind.DATASET, "ns", "signed-put")
+    target = gcp.upload_url(Kind.DATASET, "ns", "signed-put", "5eb63bbbe01eeed093cb22bb8f5acdc3")
     body = b"uploaded through the signed URL" * 1000
     hex_md5, b64_md5 = md5(body)
     url = await gcp.signed_upload_url(target, md5_hex=hex_md5)
@@ -145,7 +148,7 @@ async def test_a_put_to_the_signed_url_stores_the_object(gcp: GCPDriver, emulato
 
 
 async def test_a_replaced_object_reports_the_new_md5(gcp: GCPDriver, emulator: str) -> None:
-    target = gcp.upload_url(Kind.NOTEBOOK, "ns", "replaced")
+    target = gcp.upload_url(Kind.NOTEBOOK, "ns", "replaced", "5eb63bbbe01eeed093cb22bb8f5acdc3")
     blob = client(emulator).bucket(BUCKET).blob(target.path)
     for body in (b"first", b"second version"):
         await asyncio.to_thread(blob.upload_from_string, body)

@@ -88,20 +88,21 @@ def closed_port() -> str:
 
 
 # ------------------------------------------------------------------------------------------- mounts
-def test_rw_mount_uses_the_namespace_claim_with_a_subpath_relative_to_the_prefix() -> None:
+def test_rw_mount_uses_the_namespace_claim_with_a_subpath_relative_to_the_namespace_prefix() -> None:
     d = make_driver()
     url = d.artifact_url(Kind.MODEL, "ns1", "m1")
-    assert url.path.startswith("base/")
+    assert url.path.startswith("base/clusters/my-cluster/namespaces/ns1/")
     vol = d.mount_bucket(url, volume_name="artifacts", mounts=[Mount("artifacts", "/content/artifacts", False)])
     assert vol.volumes == [{"name": MOUNT_CLAIM, "persistentVolumeClaim": {"claimName": MOUNT_CLAIM}}]
-    hash_ = url.path.removeprefix("base/")
+    hash_ = url.path.removeprefix("base/clusters/my-cluster/namespaces/ns1/")
+    assert "/" not in hash_
     assert vol.mounts == [{"name": MOUNT_CLAIM, "mountPath": "/content/artifacts", "subPath": f"{hash_}/artifacts"}]
     assert vol.annotations == {}
 
 
 def test_ro_mount_sets_read_only_only_when_true() -> None:
     d = make_driver("s3://test-artifacts")
-    url = BucketURL.parse(f"s3://test-artifacts/{HASH}")
+    url = BucketURL.parse(f"s3://test-artifacts/clusters/my-cluster/namespaces/ns1/{HASH}")
     vol = d.mount_bucket(url, volume_name="model", mounts=[Mount("artifacts", "/content/model", True)])
     assert vol.mounts == [
         {"name": MOUNT_CLAIM, "mountPath": "/content/model", "subPath": f"{HASH}/artifacts", "readOnly": True}
@@ -109,25 +110,26 @@ def test_ro_mount_sets_read_only_only_when_true() -> None:
     assert "readOnly" not in vol.volumes[0]["persistentVolumeClaim"]
 
 
-def test_mount_of_the_prefix_root_has_no_empty_subpath() -> None:
+def test_mount_of_the_namespace_prefix_root_has_no_empty_subpath() -> None:
     d = make_driver("s3://test-artifacts/base")
-    vol = d.mount_bucket(
-        BucketURL.parse("s3://test-artifacts/base"), volume_name="all", mounts=[Mount("", "/x", False)]
-    )
+    vol = d.mount_bucket(d.namespace_prefix("ns1"), volume_name="all", mounts=[Mount("", "/x", False)])
     assert vol.mounts == [{"name": MOUNT_CLAIM, "mountPath": "/x"}]
 
 
 @pytest.mark.parametrize(
     "url",
     [
-        "s3://other-bucket/base/abc",  # another bucket
+        "s3://other-bucket/base/clusters/my-cluster/namespaces/ns1/abc",  # another bucket
         "s3://test-artifacts/elsewhere/abc",  # outside the prefix
-        "s3://test-artifacts/base2/abc",  # only a string prefix of it
-        "gs://test-artifacts/base/abc",  # another scheme
+        "s3://test-artifacts/base2/clusters/my-cluster/namespaces/ns1/abc",  # only a string prefix of it
+        "gs://test-artifacts/base/clusters/my-cluster/namespaces/ns1/abc",  # another scheme
+        "s3://test-artifacts/base/abc",  # the bucket's prefix, but no namespace's (upstream's layout)
+        "s3://test-artifacts/base/clusters/other-cluster/namespaces/ns1/abc",  # another cluster's
+        "s3://test-artifacts/base/clusters/my-cluster/namespaces/",  # no namespace
     ],
 )
-def test_urls_outside_the_artifact_bucket_cannot_be_mounted(url: str) -> None:
-    with pytest.raises(ValueError, match="outside the artifact bucket s3://test-artifacts/base"):
+def test_urls_outside_every_namespace_prefix_cannot_be_mounted(url: str) -> None:
+    with pytest.raises(ValueError, match="outside the artifact bucket's namespace prefixes"):
         make_driver().mount_bucket(BucketURL.parse(url), volume_name="v", mounts=[Mount("a", "/a", True)])
 
 
@@ -153,7 +155,7 @@ def test_mount_objects_are_a_static_pv_and_its_claim_without_owner() -> None:
         "uid=1000",
         "gid=3003",
         "region us-west-2",
-        "prefix base/",
+        "prefix base/clusters/my-cluster/namespaces/ns1/",
     ]
     assert pvc == {
         "apiVersion": "v1",
@@ -170,11 +172,17 @@ def test_mount_objects_are_a_static_pv_and_its_claim_without_owner() -> None:
         assert "ownerReferences" not in obj["metadata"]
 
 
-def test_mount_objects_per_namespace_have_unique_handles_and_no_prefix_without_a_path() -> None:
+def test_mount_objects_per_namespace_have_unique_handles_and_only_their_namespace_prefix() -> None:
     d = make_driver("s3://test-artifacts")
     a, b = d.mount_objects("a")[0], d.mount_objects("b")[0]
     assert a["spec"]["csi"]["volumeHandle"] != b["spec"]["csi"]["volumeHandle"]
-    assert not any(o.startswith("prefix") for o in a["spec"]["mountOptions"])
+    # Even with the bucket's root as the artifact prefix, a namespace's volume shows only its own prefix.
+    assert [o for o in a["spec"]["mountOptions"] if o.startswith("prefix")] == [
+        "prefix clusters/my-cluster/namespaces/a/"
+    ]
+    assert [o for o in b["spec"]["mountOptions"] if o.startswith("prefix")] == [
+        "prefix clusters/my-cluster/namespaces/b/"
+    ]
 
 
 def test_fuse_owner_is_the_workload_user() -> None:
@@ -184,10 +192,10 @@ def test_fuse_owner_is_the_workload_user() -> None:
 
 def test_build_context_reads_the_upload_from_s3_with_no_volumes() -> None:
     d = make_driver()
-    upload = d.upload_url(Kind.MODEL, "ns1", "m1")
+    upload = d.upload_url(Kind.MODEL, "ns1", "m1", "5eb63bbbe01eeed093cb22bb8f5acdc3")
     context, volume = d.build_context(upload)
     assert context == f"s3://test-artifacts/{upload.path}"
-    assert context.endswith("/uploads/latest.tar.gz")
+    assert context.endswith("/uploads/5eb63bbbe01eeed093cb22bb8f5acdc3.tar.gz")
     assert (volume.volumes, volume.mounts, volume.annotations) == ([], [], {})
     assert d.builder_init_containers() == []
     assert d.builder_resources() == {"requests": {"cpu": "2", "memory": "12Gi", "ephemeral-storage": "100Gi"}}
@@ -197,7 +205,9 @@ def test_defaults_and_identity_annotation() -> None:
     d = make_driver()
     res = d.default_resources()
     assert (res.cpu, res.memory, res.disk) == (2, 4, 100)
-    assert d.service_account_annotations() == {"eks.amazonaws.com/role-arn": PRINCIPAL}
+    assert d.service_account_annotations("ns") == {
+        "eks.amazonaws.com/role-arn": f"arn:aws:iam::{ACCOUNT}:role/substratus-ns"
+    }
     assert d.image_url(Kind.MODEL, "ns", "m", "v1") == (
         f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/substratus/my-cluster-model-ns.m:v1"
     )
@@ -347,7 +357,7 @@ def test_statement_id_is_per_provider_and_iam_safe() -> None:
 @pytest.mark.usefixtures("credentials")
 async def test_signed_url_binds_md5_and_type_and_expires_within_300s() -> None:
     d = make_driver()
-    url = d.upload_url(Kind.MODEL, "ns1", "m1")
+    url = d.upload_url(Kind.MODEL, "ns1", "m1", "5eb63bbbe01eeed093cb22bb8f5acdc3")
     signed = await d.signed_upload_url(url, md5_hex="5eb63bbbe01eeed093cb22bb8f5acdc3", expires_in=3600)
     parts = urlsplit(signed)
     query = parse_qs(parts.query)
@@ -367,7 +377,7 @@ async def test_signed_url_binds_md5_and_type_and_expires_within_300s() -> None:
 
 async def test_signing_rejects_bad_input() -> None:
     d = make_driver()
-    url = d.upload_url(Kind.MODEL, "ns1", "m1")
+    url = d.upload_url(Kind.MODEL, "ns1", "m1", "5eb63bbbe01eeed093cb22bb8f5acdc3")
     with pytest.raises(ValueError, match="32 hexadecimal"):
         await d.signed_upload_url(url, md5_hex="nope")
     with pytest.raises(ValueError, match="positive"):
@@ -393,7 +403,7 @@ async def test_unreachable_endpoint_is_a_quick_storage_error(closed_port: str) -
     d = make_driver(endpoint_url=closed_port)
     started = time.monotonic()
     with pytest.raises(StorageError, match="reading the object's md5") as info:
-        await d.object_md5(d.upload_url(Kind.MODEL, "ns1", "m1"))
+        await d.object_md5(d.upload_url(Kind.MODEL, "ns1", "m1", "5eb63bbbe01eeed093cb22bb8f5acdc3"))
     assert time.monotonic() - started < 15
     assert "X-Amz-Signature" not in str(info.value)
     with pytest.raises(StorageError, match="binding system:serviceaccount:ns:sa to IAM role substratus"):

@@ -74,7 +74,7 @@ def mount_objects_no_prefix() -> list[JSON]:
 
 def build_context() -> list[JSON]:
     d = driver()
-    upload = d.upload_url(Kind.MODEL, NS, "my-model")
+    upload = d.upload_url(Kind.MODEL, NS, "my-model", "5eb63bbbe01eeed093cb22bb8f5acdc3")
     context, bucket = d.build_context(upload)
     tarball = d.upload_tarball(upload)
     return [
@@ -98,6 +98,12 @@ def build_context() -> list[JSON]:
 
 def service_accounts() -> list[JSON]:
     return [service_account(name, NS, driver()) for name in (SA_BUILDER, SA_MODELLER)]
+
+
+def namespace_permissions() -> list[JSON]:
+    """The permission policy of the namespace's role: its prefix and its ECR repositories, nothing else."""
+    d = driver()
+    return [{"role": d.workload_principal(NS), "policy": d.namespace_permissions(NS)}]
 
 
 def gpu_placements() -> list[JSON]:
@@ -175,6 +181,7 @@ CASES: dict[str, Callable[[], list[JSON]]] = {
     "mount-objects-no-prefix": mount_objects_no_prefix,
     "build-context": build_context,
     "service-accounts": service_accounts,
+    "namespace-permissions": namespace_permissions,
     "gpu-placements": gpu_placements,
     "training-job": training_job,
     "upload-build-job": upload_build_job,

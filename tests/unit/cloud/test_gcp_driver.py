@@ -99,10 +99,10 @@ def test_no_mounts_is_an_error() -> None:
 
 def test_build_context_reads_the_upload_from_gcs() -> None:
     gcp = driver()
-    upload = gcp.upload_url(Kind.MODEL, "ns", "m")
+    upload = gcp.upload_url(Kind.MODEL, "ns", "m", "5eb63bbbe01eeed093cb22bb8f5acdc3")
     context, volume = gcp.build_context(upload)
     assert context == f"gs://test-artifacts/{upload.path}"
-    assert context.endswith("/uploads/latest.tar.gz")
+    assert context.endswith("/uploads/5eb63bbbe01eeed093cb22bb8f5acdc3.tar.gz")
     assert (volume.volumes, volume.mounts, volume.annotations) == ([], [], {})
 
 
@@ -132,8 +132,13 @@ def test_builder_waits_for_workload_identity() -> None:
     assert ">&2" in script
 
 
-def test_service_accounts_are_annotated_with_the_principal() -> None:
-    assert driver().service_account_annotations() == {"iam.gke.io/gcp-service-account": PRINCIPAL}
+def test_service_accounts_are_annotated_with_their_namespace_principal_never_the_controller_one() -> None:
+    d = driver()
+    assert d.service_account_annotations("team-a") == {
+        "iam.gke.io/gcp-service-account": "substratus-team-a@test-project.iam.gserviceaccount.com"
+    }
+    assert d.service_account_annotations("team-b") != d.service_account_annotations("team-a")
+    assert PRINCIPAL not in d.service_account_annotations("team-a").values()
 
 
 EXPECTED_ACCELERATORS = {
@@ -207,6 +212,7 @@ def test_describe_has_no_secrets_and_names_the_project() -> None:
         "artifact_bucket": "gs://test-artifacts",
         "registry_url": "us-central1-docker.pkg.dev/test-project/substratus",
         "principal": PRINCIPAL,
+        "workload_principal": "substratus-{namespace}@test-project.iam.gserviceaccount.com",
         "project_id": "test-project",
         "storage_endpoint": "http://127.0.0.1:9023",
     }

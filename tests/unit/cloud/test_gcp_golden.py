@@ -63,7 +63,7 @@ async def case_mounts() -> JSON:
 
 async def case_build() -> JSON:
     driver = await gcp()
-    upload = driver.upload_url(Kind.MODEL, "research", "llama")
+    upload = driver.upload_url(Kind.MODEL, "research", "llama", "5eb63bbbe01eeed093cb22bb8f5acdc3")
     context, bucket = driver.build_context(upload)
     tarball = driver.upload_tarball(upload)
     defaults = driver.default_resources()
@@ -84,8 +84,9 @@ async def case_build() -> JSON:
 async def case_identity() -> JSON:
     driver = await gcp()
     return {
-        "serviceAccountAnnotations": driver.service_account_annotations(),
+        "serviceAccountAnnotations": driver.service_account_annotations("research"),
         "serviceAccount": service_account(SA_MODELLER, "research", driver),
+        "namespaceBindings": driver.namespace_bindings("research"),
     }
 
 

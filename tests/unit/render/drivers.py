@@ -43,6 +43,7 @@ class FakeGKEDriver(CloudDriver):
             artifact_bucket=BucketURL.parse("gs://test-artifact-bucket"),
             registry_url="registry.test/substratus",
             principal="substratus@test-project.iam.gserviceaccount.com",
+            workload_principal_template="substratus-{namespace}@test-project.iam.gserviceaccount.com",
         )
 
     def mount_bucket(self, url: BucketURL, *, volume_name: str, mounts: Sequence[Mount]) -> BucketVolume:

@@ -136,7 +136,7 @@ def test_buildah_upload_build_on_local_reads_the_hostpath_tarball() -> None:
     spec = pod(BUILDER_BUILDAH, UPLOAD)
     assert "initContainers" not in spec
     builder = spec["containers"][0]
-    assert env(builder)["BUILD_TARBALL"] == "/upload/latest.tar.gz"
+    assert env(builder)["BUILD_TARBALL"] == "/upload/00000000000000000000000000000000.tar.gz"
     assert env(builder)["BUILD_CONTEXT"] == "/workspace"
     assert {"name": "upload", "mountPath": "/upload", "readOnly": True} in builder["volumeMounts"]
     (upload,) = [v for v in spec["volumes"] if v["name"] == "upload"]
@@ -147,12 +147,18 @@ def test_buildah_upload_build_elsewhere_fetches_the_tarball_after_the_cloud_init
     spec = pod(BUILDER_BUILDAH, UPLOAD, cloud=FakeGKEDriver())
     assert [c["name"] for c in spec["initContainers"]] == ["workload-identity-check", "fetch-context"]
     fetch = spec["initContainers"][1]
-    upload_url = FakeGKEDriver().upload_url(Kind.MODEL, "ns", "x")
-    assert fetch["command"] == ["gcloud", "storage", "cp", str(upload_url), "/upload/latest.tar.gz"]
+    upload_url = FakeGKEDriver().upload_url(Kind.MODEL, "ns", "x", "00000000000000000000000000000000")
+    assert fetch["command"] == [
+        "gcloud",
+        "storage",
+        "cp",
+        str(upload_url),
+        "/upload/00000000000000000000000000000000.tar.gz",
+    ]
     assert fetch["volumeMounts"] == [{"name": "upload", "mountPath": "/upload"}]
     assert {"name": "upload", "emptyDir": {}} in spec["volumes"]
     builder = spec["containers"][0]
-    assert env(builder)["BUILD_TARBALL"] == "/upload/latest.tar.gz"
+    assert env(builder)["BUILD_TARBALL"] == "/upload/00000000000000000000000000000000.tar.gz"
     assert {"name": "upload", "mountPath": "/upload", "readOnly": True} in builder["volumeMounts"]
     # the tarball is outside the build context, so `COPY . .` cannot copy it into the image
     assert not env(builder)["BUILD_TARBALL"].startswith(env(builder)["BUILD_CONTEXT"] + "/")
@@ -269,7 +275,7 @@ def test_script_unpacks_an_upload_first(tmp_path: Path) -> None:
     builder = pod(BUILDER_BUILDAH, UPLOAD, insecure=True)["containers"][0]
     proc, calls = run_script(tmp_path, builder)
     assert proc.returncode == 0, proc.stderr
-    assert calls[0] == "[-xzf][/upload/latest.tar.gz][--no-same-owner][-C][/workspace]"
+    assert calls[0] == "[-xzf][/upload/00000000000000000000000000000000.tar.gz][--no-same-owner][-C][/workspace]"
     assert calls[1].startswith("[bud][--isolation][chroot][--storage-driver][vfs][--tls-verify=false]")
 
 
@@ -305,7 +311,7 @@ def test_script_failing_to_unpack_says_so(tmp_path: Path) -> None:
     proc, made = run_script(tmp_path, builder, fail="-xzf")
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines()[-1] == (
-        "substratus: cannot unpack the uploaded build context /upload/latest.tar.gz"
+        "substratus: cannot unpack the uploaded build context /upload/00000000000000000000000000000000.tar.gz"
     )
     assert len(made) == 1
 

@@ -80,7 +80,7 @@ def test_service_account_no_owner_and_annotations() -> None:
     }
     gke = service_account("modeller", "ns", FakeGKEDriver())
     assert gke["metadata"]["annotations"] == {
-        "iam.gke.io/gcp-service-account": "substratus@test-project.iam.gserviceaccount.com"
+        "iam.gke.io/gcp-service-account": "substratus-ns@test-project.iam.gserviceaccount.com"
     }
     assert "ownerReferences" not in gke["metadata"]
 
@@ -122,9 +122,9 @@ def test_build_job_upload_local_mounts_upload_dir() -> None:
     pod = build_job(ds, Kind.DATASET, CTX, target="t:1", build_id="b")["spec"]["template"]["spec"]
     assert "initContainers" not in pod
     builder = pod["containers"][0]
-    assert builder["args"][0] == "--context=tar:///upload/latest.tar.gz"
+    assert builder["args"][0] == "--context=tar:///upload/00000000000000000000000000000000.tar.gz"
     assert {m["name"] for m in builder["volumeMounts"]} == {"workspace", "upload"}
-    upload = CTX.cloud.upload_url(Kind.DATASET, "ns", "x")
+    upload = CTX.cloud.upload_url(Kind.DATASET, "ns", "x", "00000000000000000000000000000000")
     assert {"name": "upload", "hostPath": {"path": upload.path.rsplit("/", 1)[0], "type": "Directory"}} in pod[
         "volumes"
     ]
