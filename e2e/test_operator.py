@@ -24,7 +24,7 @@ from e2e.conftest import (
     resource_versions,
     wait_condition,
 )
-from substratus_controller.constants import SA_MODEL_SERVER, Kind
+from substratus_controller.constants import SA_MODEL_SERVER, SA_MODELLER, Kind
 from substratus_controller.resources import RESOURCE_OF
 from substratus_controller.runtime import resources as k8s
 from substratus_controller.runtime.client import Client
@@ -335,6 +335,50 @@ async def test_deleting_a_parent_garbage_collects_its_children(client: Client, n
 
     await eventually(gone, timeout=90)
     assert (await client.get(k8s.SERVICEACCOUNTS, SA_MODEL_SERVER, namespace))["metadata"]["name"] == SA_MODEL_SERVER
+
+
+async def test_a_namespaces_last_object_going_releases_its_service_accounts(client: Client, namespace: str) -> None:
+    """Issue 13 §1 (fast tier): while any object is left the shared workload ServiceAccounts stay; when the last
+    one goes the controller deletes its own (and, on a cloud, unbinds them first: tests/integration/cloud), and
+    a user's ServiceAccount, even one labelled as ours under another name, is never touched."""
+    user_sa = await client.create(k8s.SERVICEACCOUNTS, {"metadata": {"name": "notebook", "namespace": namespace}})
+    lookalike = await client.create(k8s.SERVICEACCOUNTS, {"metadata": {
+        "name": "substratus-helper", "namespace": namespace,
+        "labels": {"app.kubernetes.io/managed-by": "substratus"}}})  # fmt: skip
+    await create(client, namespace, manifest("Model", "m", {"image": "example.com/m:1"}))
+    await create(client, namespace, manifest("Server", "srv", {"image": "example.com/s:1", "model": {"name": "m"}}))
+    await wait_condition(client, Kind.SERVER, namespace, "srv", "Ready", "True", timeout=60)
+    ours = {SA_MODELLER, SA_MODEL_SERVER}
+    for name in ours:
+        await client.get(k8s.SERVICEACCOUNTS, name, namespace)
+
+    async def accounts() -> set[str]:
+        listed = await client.list(k8s.SERVICEACCOUNTS, namespace)
+        return {sa["metadata"]["name"] for sa in listed["items"]}
+
+    await client.delete(RESOURCE_OF[Kind.SERVER], "srv", namespace)
+    await eventually(lambda: _gone(client, k8s.DEPLOYMENTS, "srv-server", namespace), timeout=90)
+    assert ours <= await accounts(), "the Model is still there: its accounts stay"
+    await client.delete(RESOURCE_OF[Kind.MODEL], "m", namespace)
+
+    async def released() -> bool:
+        return not (ours & await accounts())
+
+    await eventually(released, timeout=60)
+    for before in (user_sa, lookalike):
+        now = await client.get(k8s.SERVICEACCOUNTS, before["metadata"]["name"], namespace)
+        assert now["metadata"]["uid"] == before["metadata"]["uid"]
+        # (not resourceVersion: the API server's token controller adds a token Secret to every account)
+        for field in ("labels", "annotations", "ownerReferences"):
+            assert now["metadata"].get(field) == before["metadata"].get(field), field
+
+
+async def _gone(client: Client, resource: Any, name: str, namespace: str) -> bool:
+    try:
+        await client.get(resource, name, namespace)
+    except NotFound:
+        return True
+    return False
 
 
 # ------------------------------------------------------------------------------------------------- trust

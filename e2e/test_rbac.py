@@ -26,7 +26,7 @@ import pytest
 import yaml
 
 from e2e.conftest import RULES
-from substratus_controller.constants import Kind
+from substratus_controller.constants import WORKLOAD_SERVICE_ACCOUNTS, Kind
 from substratus_controller.resources import RESOURCE_OF
 from substratus_controller.runtime import resources as k8s
 from substratus_controller.runtime.client import Client
@@ -148,12 +148,26 @@ async def scenario(client: Client, ns: str, stop: asyncio.Event, timeout: float 
         ("dataset re-run",  # Job delete
          lambda: client.patch(RESOURCE_OF[Kind.DATASET], "data", {"spec": {"params": {"n": 2}}}, ns),
          lambda: _rerun_done(client, ns)),
+        ("namespace released",  # ServiceAccount delete, once the last object is gone
+         lambda: _delete_all(client, ns),
+         lambda: _no_workload_accounts(client, ns)),
     ]  # fmt: skip
     for name, act, done in steps:
         await act()
         if not await _until(done, timeout, stop):
             return name
     return None
+
+
+async def _delete_all(client: Client, ns: str) -> None:
+    for kind, name in ((Kind.SERVER, "srv"), (Kind.NOTEBOOK, "nb"), (Kind.MODEL, "tuned"), (Kind.MODEL, "base"),
+                       (Kind.DATASET, "data")):  # fmt: skip
+        await client.delete(RESOURCE_OF[kind], name, ns)
+
+
+async def _no_workload_accounts(client: Client, ns: str) -> bool:
+    names = {sa["metadata"]["name"] for sa in (await client.list(k8s.SERVICEACCOUNTS, ns))["items"]}
+    return not (names & WORKLOAD_SERVICE_ACCOUNTS)
 
 
 async def _rerun_done(client: Client, ns: str) -> bool:
