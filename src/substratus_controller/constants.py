@@ -194,3 +194,7 @@ WORKLOAD_GID: Final = 3003
 # Object names: parents are DNS labels so that they fit in label values; child names longer than a DNS
 # label are shortened with a hash (render/names.py).
 MAX_NAME_LENGTH: Final = 63
+
+# A pod's GPUs come from one node, and the largest GPU machines of the three clouds have 16 (GCP
+# a2-megagpu-16g; AWS and GKE's others have at most 8): a larger count would stay Pending forever.
+MAX_GPU_COUNT: Final = 16

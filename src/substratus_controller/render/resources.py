@@ -12,7 +12,7 @@ Invariants (docs/upstream-behaviour.md §6, docs/decisions.md §2.8):
 - A GPU with count > 0 sets request AND limit of the cloud's GPU resource (extended resources must have
   equal request and limit), and takes node selector and tolerations from the cloud's GPU table;
   an unknown type raises UnsupportedGPUError. Count 0 (or no gpu) means no GPU and no placement, whatever
-  the type.
+  the type; a count above MAX_GPU_COUNT (more than any one node has) raises InvalidSpecError.
 """
 
 from __future__ import annotations
@@ -21,9 +21,11 @@ from typing import Any
 
 from substratus_controller.api.v1 import Resources
 from substratus_controller.cloud.base import CloudDriver
+from substratus_controller.constants import MAX_GPU_COUNT
 from substratus_controller.jsontypes import JSON
 
 from .bodies import put
+from .errors import InvalidSpecError
 
 
 def container_resources(resources: Resources | None, cloud: CloudDriver) -> tuple[JSON, dict[str, str], list[JSON]]:
@@ -43,6 +45,12 @@ def container_resources(resources: Resources | None, cloud: CloudDriver) -> tupl
         requests["ephemeral-storage"] = f"{disk}Gi"
     node_selector: dict[str, str] = {}
     tolerations: list[JSON] = []
+    if gpu is not None and gpu.count > MAX_GPU_COUNT:
+        raise InvalidSpecError(
+            "spec.resources.gpu.count",
+            f"{gpu.count} GPUs cannot be placed: a pod's GPUs come from one node, and no node has more than "
+            f"{MAX_GPU_COUNT}",
+        )
     if gpu is not None and gpu.count > 0:
         placement = cloud.gpu_placement(gpu.type.value if gpu.type is not None else None)
         requests[placement.resource] = limits[placement.resource] = str(gpu.count)

@@ -7,7 +7,8 @@ import pytest
 from substratus_controller.api.v1 import GPUResources, GPUType, Resources
 from substratus_controller.cloud.base import GPU_TOLERATION
 from substratus_controller.cloud.local import LocalDriver
-from substratus_controller.render.errors import UnsupportedGPUError
+from substratus_controller.constants import MAX_GPU_COUNT
+from substratus_controller.render.errors import InvalidSpecError, UnsupportedGPUError
 from substratus_controller.render.resources import container_resources
 
 from .drivers import FakeGKEDriver
@@ -80,3 +81,19 @@ def test_unsupported_gpu(gpu_type: GPUType | None) -> None:
     with pytest.raises(UnsupportedGPUError) as err:
         container_resources(Resources(gpu=GPUResources(type=gpu_type, count=1)), FakeGKEDriver())
     assert "fake-gke" in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("count", "accepted"),
+    [(1, True), (8, True), (MAX_GPU_COUNT, True), (MAX_GPU_COUNT + 1, False), (10**9, False)],
+)
+def test_gpu_counts_no_node_has_are_invalid_specs_naming_the_field(count: int, accepted: bool) -> None:
+    resources = Resources(gpu=GPUResources(type=GPUType.NVIDIA_L4, count=count))
+    if accepted:
+        res, _, _ = container_resources(resources, FakeGKEDriver())
+        assert res["limits"]["nvidia.com/gpu"] == str(count)
+        return
+    with pytest.raises(InvalidSpecError) as err:
+        container_resources(resources, FakeGKEDriver())
+    assert err.value.field == "spec.resources.gpu.count"
+    assert f"{count} GPUs cannot be placed" in str(err.value)
