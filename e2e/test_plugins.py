@@ -89,9 +89,10 @@ async def run(argv: list[str], env: dict[str, str], timeout: float = 180.0) -> s
     return subprocess.CompletedProcess(argv, proc.returncode or 0, out.decode(), err.decode())
 
 
-def stored_upload(stack: Stack, kind: Kind, namespace: str, name: str) -> Path:
+def stored_upload(stack: Stack, kind: Kind, namespace: str, name: str, md5_hex: str) -> Path:
+    """Where the upload verified against `md5_hex` is stored (an immutable file named by its md5)."""
     driver = LocalDriver(artifact_bucket=BucketURL.parse(f"file://{stack.workdir / 'artifacts'}"))
-    return Path(driver.upload_url(kind, namespace, name).path)
+    return Path(driver.upload_url(kind, namespace, name, md5_hex).path)
 
 
 def md5_of(path: Path) -> str:
@@ -117,7 +118,7 @@ async def test_applybuild_uploads_builds_and_skips_an_unchanged_context(
     obj = await get(client, Kind.MODEL, namespace, "trained")
     assert condition(obj, "Built")["status"] == "True"
     upload = obj["spec"]["build"]["upload"]
-    stored = stored_upload(stack, Kind.MODEL, namespace, "trained")
+    stored = stored_upload(stack, Kind.MODEL, namespace, "trained", upload["md5Checksum"])
     assert md5_of(stored) == upload["md5Checksum"]
     assert upload["md5Checksum"] == pack(ctx, tmp_path / "again.tar.gz").md5_hex, "same tree, same md5"
     assert obj["spec"]["image"].endswith(f":{upload['md5Checksum']}")
@@ -372,5 +373,5 @@ async def test_notebook_dir_builds_and_syncs_changes_back(
     nb = await get(client, Kind.NOTEBOOK, namespace, "synced")
     assert nb["spec"]["suspend"] is True
     assert condition(nb, "Built")["status"] == "True"
-    stored = stored_upload(stack, Kind.NOTEBOOK, namespace, "synced")
+    stored = stored_upload(stack, Kind.NOTEBOOK, namespace, "synced", nb["spec"]["build"]["upload"]["md5Checksum"])
     assert md5_of(stored) == nb["spec"]["build"]["upload"]["md5Checksum"]

@@ -83,7 +83,7 @@ async def test_upload_build_from_awaiting_upload_to_ready(client: Client, namesp
     job = await client.get(k8s.JOBS, "uploaded-model-bld", namespace)
     builder = job["spec"]["template"]["spec"]["containers"][0]  # buildah: the local cloud's default builder
     env = {e["name"]: e["value"] for e in builder["env"]}
-    assert env["BUILD_TARBALL"] == "/upload/latest.tar.gz"
+    assert env["BUILD_TARBALL"] == f"/upload/{md5_hex}.tar.gz"  # exactly the verified upload
     assert env["BUILD_TARGET"] == done["spec"]["image"]
 
 
