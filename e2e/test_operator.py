@@ -436,26 +436,6 @@ async def test_a_child_name_taken_by_another_object_is_a_conflict_never_a_takeov
 
 
 # ------------------------------------------------------------------------------------------------- no-op resync
-async def test_a_notebook_token_secret_created_by_someone_else_is_refused(client: Client, namespace: str) -> None:
-    """Issue 13 §7: a co-tenant who pre-creates `<nb>-notebook-token` would know the Notebook's token. The
-    Notebook reports ChildConflict naming the Secret, starts no pod, and the Secret is left as it was."""
-    planted = await client.create(k8s.SECRETS, {
-        "metadata": {"name": "nb-notebook-token", "namespace": namespace},
-        "stringData": {"token": "known-to-the-co-tenant"}})  # fmt: skip
-    await create(client, namespace, manifest("Notebook", "nb", {"image": "example.com/j:1"}))
-    obj = await wait_condition(client, Kind.NOTEBOOK, namespace, "nb", "Serving", "False", reason="ChildConflict")
-    assert "Secret nb-notebook-token (not created by substratus)" in condition(obj, "Serving")["message"]
-    with pytest.raises(NotFound):
-        await client.get(k8s.PODS, "nb-notebook", namespace)
-    now = await client.get(k8s.SECRETS, "nb-notebook-token", namespace)
-    assert now["metadata"]["resourceVersion"] == planted["metadata"]["resourceVersion"]
-    # Once the name is free, the controller creates its own token and the notebook starts.
-    await client.delete(k8s.SECRETS, "nb-notebook-token", namespace)  # (Secrets are not watched: the 60 s recheck)
-    await wait_condition(client, Kind.NOTEBOOK, namespace, "nb", "Ready", "True", timeout=120)
-    ours = await client.get(k8s.SECRETS, "nb-notebook-token", namespace)
-    assert ours["metadata"]["ownerReferences"][0]["uid"] == obj["metadata"]["uid"]
-
-
 async def test_restart_resync_of_ready_objects_writes_nothing(stack: Stack, client: Client, namespace: str) -> None:
     docs = [d for f in sorted((ROOT / "examples").rglob("*.yaml")) for d in yaml.safe_load_all(f.read_text()) if d]
     for doc in docs:

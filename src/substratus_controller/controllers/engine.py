@@ -25,7 +25,7 @@ from substratus_controller.runtime.controller import Request, Result
 from .gather import gather
 from .operator import Operator
 from .release import release_namespace
-from .steps import ChildTaken, Target, carry_out, taken_children
+from .steps import Target, carry_out, taken_children
 
 
 class Reconciler:
@@ -51,9 +51,5 @@ class Reconciler:
         target = Target(obj, self.resource, self.cache)
         if taken := await taken_children(op, target, plan):
             plan = conflict_plan(obj, self.kind, taken, now)
-        try:
-            await carry_out(op, target, plan)
-        except ChildTaken as exc:  # a once-only child (the notebook token Secret) someone else created first
-            plan = conflict_plan(obj, self.kind, exc.taken, now)
-            await carry_out(op, target, plan)
+        await carry_out(op, target, plan)
         return Result(requeue_after=plan.requeue_after)

@@ -8,8 +8,7 @@ Order, and why:
 4. ServiceAccounts          - bound to the cloud identity first, then applied (pods run as them)
 5. ready the registry       - a build Job about to start pushes there
 6. ready artifact prefixes  - a workload about to start writes there
-7. create once-only children (the notebook token Secret: created, never read back; when the name is taken,
-   the one object is read once to tell ours from someone else's, whose data is dropped unread: ChildTaken)
+7. create once-only children (the notebook token Secret: created, never read back)
 8. server-side apply children, in the Plan's order
 9. write spec.image          - a finished build
 10. report                   - the status, written once and only when it changed; Events for transitions
@@ -139,26 +138,10 @@ async def prepare_artifacts(op: Operator, target: Target, plan: Plan) -> None:
         await op.cloud.prepare_artifacts(url, ["artifacts"])
 
 
-class ChildTaken(Exception):
-    """A once-only child's name is held by an object that is not ours (found by the create itself)."""
-
-    def __init__(self, taken: list[str]) -> None:
-        super().__init__("; ".join(taken))
-        self.taken = taken
-
-
 async def create_children(op: Operator, target: Target, plan: Plan) -> None:
-    uid = str(target.obj["metadata"].get("uid", ""))
     for resource, child in plan.create:
-        try:
+        with contextlib.suppress(AlreadyExists):
             await op.client.create(resource, child)
-        except AlreadyExists:
-            meta = child["metadata"]
-            existing = await op.client.get(resource, meta["name"], meta.get("namespace"))
-            existing.pop("data", None)  # a Secret someone else made: its contents are none of ours
-            existing.pop("stringData", None)
-            if not ours(child, existing, uid):
-                raise ChildTaken([describe(existing, resource.kind)]) from None
 
 
 async def apply_children(op: Operator, target: Target, plan: Plan) -> None:
