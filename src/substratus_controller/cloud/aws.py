@@ -536,7 +536,7 @@ class AWSDriver(CloudDriver):
         prefix of the artifact bucket, and push and pull its own ECR repositories."""
         prefix = self.namespace_prefix(namespace)
         partition = self.role.partition
-        registry = self.registry_url.replace("{namespace}", namespace)
+        registry = self.namespace_registry(namespace)
         host, _, path = registry.partition("/")
         repo_prefix = f"{path}/" if path else ""
         repositories = [

@@ -288,6 +288,10 @@ class CloudDriver(ABC):
         """Why `principal` is not a valid workload principal on this cloud, or "" (drivers refine this)."""
         return "" if principal else "is empty"
 
+    def namespace_registry(self, namespace: str) -> str:
+        """The registry prefix of `namespace`'s images (its own repository when the URL holds {namespace})."""
+        return self.registry_url.replace(NAMESPACE_PLACEHOLDER, namespace)
+
     def image_url(self, kind: Kind, namespace: str, name: str, tag: str) -> str:
         """The image a build of this object produces; RegistryNotConfiguredError without a registry.
 
@@ -296,8 +300,8 @@ class CloudDriver(ABC):
         `team/a-llama` push over each other)."""
         if not self.registry_url:
             raise RegistryNotConfiguredError(self.registry_problem or NO_REGISTRY)
-        registry = self.registry_url.replace(NAMESPACE_PLACEHOLDER, namespace)
-        return f"{registry}/{self.cluster_name}-{kind.singular}-{namespace}.{name}:{docker_tag(tag)}"
+        repository = f"{self.cluster_name}-{kind.singular}-{namespace}.{name}"
+        return f"{self.namespace_registry(namespace)}/{repository}:{docker_tag(tag)}"
 
     def gpu_placement(self, gpu_type: str | None) -> GPUPlacement:
         """Placement for a GPU type; raises UnsupportedGPUError for types this cloud cannot place."""

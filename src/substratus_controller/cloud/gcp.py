@@ -75,6 +75,7 @@ from substratus_controller.jsontypes import JSON
 
 from .base import (
     GPU_TOLERATION,
+    NAMESPACE_PLACEHOLDER,
     BucketURL,
     BucketVolume,
     CloudConfigError,
@@ -285,8 +286,8 @@ class GCPDriver(CloudDriver):
                 },
             },
         }
-        if "{namespace}" in self.registry_url:
-            repository = self.registry_url.replace("{namespace}", namespace)
+        if NAMESPACE_PLACEHOLDER in self.registry_url:
+            repository = self.namespace_registry(namespace)
             out["registry"] = {
                 "repository": repository,
                 "binding": {"role": "roles/artifactregistry.writer", "members": [member]},

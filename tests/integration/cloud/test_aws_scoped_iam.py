@@ -13,9 +13,6 @@ Tier: integration (fast), no network beyond loopback.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import urllib.request
 from collections.abc import Iterator
 from typing import Any
@@ -28,7 +25,7 @@ from botocore.exceptions import ClientError
 from substratus_controller.cloud.aws import AWSDriver
 from substratus_controller.cloud.base import BucketURL
 from substratus_controller.constants import Kind
-from tests.integration.cloud.test_aws_moto import ACCOUNT, ISSUER, PRINCIPAL, REGION, free_port, wait_http
+from tests.integration.cloud.test_aws_moto import ACCOUNT, ISSUER, PRINCIPAL, REGION, moto_server
 
 pytestmark = pytest.mark.integration
 
@@ -39,21 +36,8 @@ NAMESPACES = ("team", "team-a", "a")
 @pytest.fixture(scope="module")
 def moto_auth() -> Iterator[str]:
     """A moto server of its own (authorization is process-wide), with dummy root credentials."""
-    port = free_port()
-    env = {**os.environ, "AWS_ACCESS_KEY_ID": "AKIDROOT", "AWS_SECRET_ACCESS_KEY": "root-secret"}
-    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_http(f"{url}/moto-api/")
+    with moto_server({"AWS_ACCESS_KEY_ID": "AKIDROOT", "AWS_SECRET_ACCESS_KEY": "root-secret"}) as url:
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def client(url: str, service: str, key: str = "AKIDROOT", secret: str = "root-secret") -> Any:

@@ -11,11 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import subprocess
-import sys
 import time
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -30,8 +26,9 @@ from substratus_controller.resources import DATASETS
 from substratus_controller.runtime import resources as k8s
 from substratus_controller.runtime.client import Client
 from substratus_controller.runtime.errors import NotFound
-from substratus_controller.testing import ControlPlane, free_port
+from substratus_controller.testing import ControlPlane
 from substratus_controller.testing.stack import ControllerProcess
+from tests.integration.cloud.test_aws_moto import moto_server
 from tests.integration.cloud.test_gcp_iam import TOKEN, FakeIAMServer, member
 from tests.integration.cloud.test_gcp_metadata import FakeMetadataServer
 
@@ -71,26 +68,8 @@ def dataset(ns: str) -> dict[str, Any]:
 # --------------------------------------------------------------------------------------------------- aws
 @pytest.fixture(scope="module")
 def moto_url() -> Iterator[str]:
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            urllib.request.urlopen(f"{url}/moto-api/", timeout=1).close()
-            break
-        except OSError:
-            if time.monotonic() > deadline:
-                proc.kill()
-                raise
-            time.sleep(0.2)
-    yield url
-    proc.terminate()
-    proc.wait(10)
+    with moto_server() as url:
+        yield url
 
 
 async def test_aws_controller_wires_irsa_mountpoint_and_s3(
