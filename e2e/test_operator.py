@@ -25,13 +25,16 @@ from e2e.conftest import (
     wait_condition,
 )
 from substratus_controller.constants import SA_MODEL_SERVER, SA_MODELLER, Kind
+from substratus_controller.render.names import is_notebook_token_secret_name
 from substratus_controller.resources import RESOURCE_OF
 from substratus_controller.runtime import resources as k8s
 from substratus_controller.runtime.client import Client
-from substratus_controller.runtime.errors import Invalid, NotFound
+from substratus_controller.runtime.errors import Forbidden, Invalid, NotFound
+from substratus_controller.runtime.resource import Resource
 from substratus_controller.testing.stack import Stack
 
 ROOT = Path(__file__).resolve().parent.parent
+RESOURCEQUOTAS = Resource("", "v1", "resourcequotas", "ResourceQuota")
 pytestmark = pytest.mark.e2e
 
 
@@ -117,7 +120,8 @@ async def test_full_chain_reaches_ready_and_honours_the_container_contract(
     nb_pod = await client.get(k8s.PODS, "facebook-opt-125m-squad-notebook", namespace)
     nb = container(nb_pod["spec"], "notebook")
     token_ref = env(nb)["NOTEBOOK_TOKEN"]["secretKeyRef"]
-    assert token_ref == {"name": "facebook-opt-125m-squad-notebook-token", "key": "token"}
+    assert token_ref["key"] == "token"
+    assert is_notebook_token_secret_name("facebook-opt-125m-squad", token_ref["name"]), token_ref
     secret = await client.get(k8s.SECRETS, token_ref["name"], namespace)
     assert len(base64.b64decode(secret["data"]["token"])) >= 32
     assert nb["ports"][0]["containerPort"] == 8888
@@ -249,10 +253,81 @@ async def test_notebook_suspend_deletes_the_pod_and_resume_recreates_it(client: 
         return False
 
     await eventually(pod_gone, timeout=30)
+    # The Pod's token Secret went with it; the resumed Pod has a new one (a token per Pod).
+    with pytest.raises(NotFound):
+        await client.get(k8s.SECRETS, token_secret_of(pod), namespace)
     await patch(client, Kind.NOTEBOOK, namespace, "nb", {"spec": {"suspend": False}})
     await wait_condition(client, Kind.NOTEBOOK, namespace, "nb", "Ready", "True", timeout=60)
     again = await client.get(k8s.PODS, "nb-notebook", namespace)
     assert again["metadata"]["uid"] != pod["metadata"]["uid"]
+    assert token_secret_of(again) != token_secret_of(pod)
+    await client.get(k8s.SECRETS, token_secret_of(again), namespace)
+
+
+def token_secret_of(pod: dict[str, Any]) -> str:
+    return str(env(container(pod["spec"], "notebook"))["NOTEBOOK_TOKEN"]["secretKeyRef"]["name"])
+
+
+async def our_secrets(client: Client, namespace: str) -> list[str]:
+    items = await client.list(k8s.SECRETS, namespace, label_selector="app.kubernetes.io/managed-by=substratus")
+    return sorted(s["metadata"]["name"] for s in items["items"])
+
+
+async def test_a_planted_notebook_token_secret_is_never_used(client: Client, namespace: str) -> None:
+    """Issue 13 §7: a co-tenant who can create Secrets (but not read them) plants `<nb>-notebook-token`, the
+    name the controller once used, with a token they know. The Pod's Secret has a name drawn when it was
+    created, so nothing planted beforehand can be it; the planted Secret is not touched."""
+    planted = await client.create(k8s.SECRETS, {
+        "metadata": {"name": "nb-notebook-token", "namespace": namespace,
+                     "labels": {"app.kubernetes.io/managed-by": "substratus"}},
+        "stringData": {"token": "known-to-the-co-tenant"}})  # fmt: skip
+    obj = await create(client, namespace, manifest("Notebook", "nb", {"image": "example.com/j:1"}))
+    await wait_condition(client, Kind.NOTEBOOK, namespace, "nb", "Ready", "True", timeout=60)
+    pod = await client.get(k8s.PODS, "nb-notebook", namespace)
+    name = token_secret_of(pod)
+    assert name != "nb-notebook-token"
+    assert is_notebook_token_secret_name("nb", name), name
+    ours = await client.get(k8s.SECRETS, name, namespace)
+    assert ours["metadata"]["ownerReferences"][0]["uid"] == obj["metadata"]["uid"]
+    assert base64.b64decode(ours["data"]["token"]) != b"known-to-the-co-tenant"
+    now = await client.get(k8s.SECRETS, "nb-notebook-token", namespace)
+    assert now["metadata"]["resourceVersion"] == planted["metadata"]["resourceVersion"]
+    assert not now["metadata"].get("ownerReferences")
+    assert await our_secrets(client, namespace) == sorted([name, "nb-notebook-token"])
+
+
+async def test_a_pod_the_api_server_refuses_leaves_no_token_secrets(
+    stack: Stack, client: Client, namespace: str
+) -> None:
+    """A Pod write refused every time (a ResourceQuota of 0 pods: 403) is retried with backoff; each attempt's
+    token Secret is deleted again, so retries do not pile up Secrets."""
+    quota = {"metadata": {"name": "no-pods", "namespace": namespace}, "spec": {"hard": {"pods": "0"}}}
+    await client.create(RESOURCEQUOTAS, quota)
+
+    async def enforced() -> bool:  # the API server's quota admission has seen the quota
+        probe = {"metadata": {"name": "probe", "namespace": namespace},
+                 "spec": {"automountServiceAccountToken": False,
+                          "containers": [{"name": "c", "image": "example.com/p:1"}]}}  # fmt: skip
+        try:
+            await client.create(k8s.PODS, probe)
+        except Forbidden:
+            return True
+        await client.delete(k8s.PODS, "probe", namespace)
+        return False
+
+    await eventually(enforced, timeout=30)
+    refused = metric_sum(stack.metrics(), 'rest_client_requests_total{code="403"', "PATCH")
+    await create(client, namespace, manifest("Notebook", "nb", {"image": "example.com/j:1"}))
+
+    async def retried() -> bool:  # the positive signal: the controller tried (and was refused) five times
+        return metric_sum(stack.metrics(), 'rest_client_requests_total{code="403"', "PATCH") >= refused + 5
+
+    await eventually(retried, timeout=60)
+    with pytest.raises(NotFound):
+        await client.get(k8s.PODS, "nb-notebook", namespace)
+    await patch(client, Kind.NOTEBOOK, namespace, "nb", {"spec": {"suspend": True}})  # stop the attempts
+    await wait_condition(client, Kind.NOTEBOOK, namespace, "nb", "Serving", "False", reason="Suspended")
+    assert await our_secrets(client, namespace) == []
 
 
 # ------------------------------------------------------------------------------------------------- bad input

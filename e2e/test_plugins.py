@@ -270,7 +270,9 @@ class Plugin:
 
 
 async def token_of(client: Client, namespace: str, name: str) -> str:
-    secret = await client.get(k8s.SECRETS, f"{name}-notebook-token", namespace)
+    """The token of the Notebook's current Pod (in the Secret its annotation names)."""
+    pod = await client.get(k8s.PODS, f"{name}-notebook", namespace)
+    secret = await client.get(k8s.SECRETS, pod["metadata"]["annotations"]["substratus.ai/token-secret"], namespace)
     return base64.b64decode(secret["data"]["token"]).decode()
 
 

@@ -2,8 +2,9 @@
 
 Through kubectl's own plugin mechanism (`kubectl notebook ...` finds `kubectl-notebook` on PATH): a real
 port-forward answered over HTTP behind the token, a file saved through Jupyter synced back into the local
-directory by the exec watcher, the pod replaced under the plugin (port-forward and sync follow the new pod;
-kubectl v1.20's port-forward alone would hang), and Ctrl-C suspending the Notebook.
+directory by the exec watcher, the pod replaced under the plugin (port-forward and sync follow the new pod,
+whose own token the plugin prints; kubectl v1.20's port-forward alone would hang), and Ctrl-C suspending the
+Notebook.
 """
 
 from __future__ import annotations
@@ -109,6 +110,11 @@ async def test_kubectl_notebook_on_a_real_pod(
             first = await client.get(k8s.PODS, "lab-notebook", ns)
             await client.delete(k8s.PODS, "lab-notebook", ns)
             await asyncio.to_thread(plugin.wait_for, "was replaced", 60)
+            # each Pod has its own token (issue 13 §7): the plugin reads the new one and prints the new URL
+            await asyncio.to_thread(plugin.wait_for, "the new pod has its own token", 150)
+            old_token, token = token, (await asyncio.to_thread(plugin.wait_for, URL, 10)).group(2)
+            SEEN_TOKENS.append(token)
+            assert token != old_token
 
             async def new_pod_serves() -> bool:
                 try:
@@ -121,6 +127,7 @@ async def test_kubectl_notebook_on_a_real_pod(
                 return code == 200
 
             await within(plugin, new_pod_serves, timeout=120)
+            assert (await asyncio.to_thread(jupyter, port, "/api/status", old_token))[0] == 403
             again = {"type": "file", "format": "text", "content": "after the restart\n"}
             status, _ = await asyncio.to_thread(
                 jupyter, port, "/api/contents/again.txt", token, method="PUT", body=again

@@ -59,6 +59,7 @@ ANNOTATION_RETRY: Final = f"{GROUP}/retry"
 ANNOTATION_NOTEBOOK_STORAGE: Final = f"{GROUP}/notebook-storage"
 ANNOTATION_DEFAULT_CONTAINER: Final = "kubectl.kubernetes.io/default-container"
 ANNOTATION_APPLIED: Final = f"{GROUP}/applied"  # on every applied child: the digest of its desired body
+ANNOTATION_TOKEN_SECRET: Final = f"{GROUP}/token-secret"  # on notebook Pods: the Secret their token is in
 
 # Field managers (server-side apply).
 FIELD_MANAGER: Final = "substratus-controller"

@@ -8,8 +8,10 @@ Order, and why:
 4. ServiceAccounts          - bound to the cloud identity first, then applied (pods run as them)
 5. ready the registry       - a build Job about to start pushes there
 6. ready artifact prefixes  - a workload about to start writes there
-7. create once-only children (the notebook token Secret: created, never read back)
-8. server-side apply children, in the Plan's order
+7. create once-only children (a notebook Pod's token Secret: created under a fresh name, never read back; a
+   name found taken is an error, never an adoption)
+8. server-side apply children, in the Plan's order; when the API server refuses one (4xx: nothing written),
+   what step 7 created is deleted again, so a Pod write that keeps failing (a quota) leaves no Secrets
 9. write spec.image          - a finished build
 10. report                   - the status, written once and only when it changed; Events for transitions
 
@@ -23,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeVar
 
 from substratus_controller.cloud.base import StorageError
@@ -35,7 +37,7 @@ from substratus_controller.plan.upload import URL_LIFETIME
 from substratus_controller.runtime import resources as k8s
 from substratus_controller.runtime.cache import CachedResource
 from substratus_controller.runtime.controller import RetryableError
-from substratus_controller.runtime.errors import AlreadyExists, NotFound
+from substratus_controller.runtime.errors import AlreadyExists, ApiError, NotFound, ServerError
 from substratus_controller.runtime.resource import Resource
 from substratus_controller.status.conditions import transitions
 
@@ -50,6 +52,7 @@ class Target:
     obj: JSON
     resource: Resource
     cache: CachedResource
+    created: list[tuple[Resource, JSON]] = field(default_factory=list)  # by create_children, this reconcile
 
     @property
     def namespace(self) -> str:
@@ -106,7 +109,8 @@ async def delete_children(op: Operator, target: Target, plan: Plan) -> None:
             await op.client.delete(
                 resource, meta["name"], target.namespace, uid=meta.get("uid"), propagation_policy="Foreground"
             )
-        op.caches.of(resource).forget(child)
+        if resource != k8s.SECRETS:  # the one kind never cached
+            op.caches.of(resource).forget(child)
 
 
 async def apply_mounts(op: Operator, target: Target, plan: Plan) -> None:
@@ -140,13 +144,32 @@ async def prepare_artifacts(op: Operator, target: Target, plan: Plan) -> None:
 
 async def create_children(op: Operator, target: Target, plan: Plan) -> None:
     for resource, child in plan.create:
-        with contextlib.suppress(AlreadyExists):
+        name = child["metadata"]["name"]
+        try:
             await op.client.create(resource, child)
+        except AlreadyExists:
+            # The name was drawn for this create; an object under it is not ours, and using it would hand
+            # its author the Pod's token. The retry draws another name.
+            raise RetryableError(f"{resource.kind} {name} already exists and was not created by substratus") from None
+        target.created.append((resource, child))
 
 
 async def apply_children(op: Operator, target: Target, plan: Plan) -> None:
-    for resource, child in plan.apply:
-        await op.applier.apply(resource, child, cache=op.caches.of(resource))
+    try:
+        for resource, child in plan.apply:
+            await op.applier.apply(resource, child, cache=op.caches.of(resource))
+    except ApiError as exc:
+        if 400 <= exc.code < 500 and not isinstance(exc, ServerError):  # refused: nothing was written
+            await undo_created(op, target)
+        raise
+
+
+async def undo_created(op: Operator, target: Target) -> None:
+    """Delete what create_children made this reconcile (best effort: a leftover is owned by the object)."""
+    for resource, child in target.created:
+        with contextlib.suppress(ApiError):
+            await op.client.delete(resource, child["metadata"]["name"], target.namespace)
+    target.created.clear()
 
 
 async def write_spec_image(op: Operator, target: Target, plan: Plan) -> None:

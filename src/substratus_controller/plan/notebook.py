@@ -2,8 +2,10 @@
 
 - `spec.suspend: true` deletes the Pod and reports `Serving=False/Suspended` (the build still proceeds, so
   the image is ready when the notebook is resumed). Resuming recreates the Pod.
-- The token is random per Notebook, in a Secret `<name>-notebook-token` the controller creates (once, when the
-  Pod is about to be created) and never reads; the Pod gets it through a secretKeyRef.
+- The token is random per Pod, in a Secret `<name>-notebook-token-<nonce>` the controller creates just before
+  the Pod and never reads; the Pod gets it through a secretKeyRef. The nonce is drawn then, so nobody can
+  plant a Secret under that name beforehand (a co-tenant who could would know the token: issue 13 §7); a
+  Pod that exists keeps the Secret it names, and the Secret is deleted with its Pod.
 - A Pod whose desired spec changed is deleted and recreated (Pod specs are immutable).
 - A Pod that is not ready says why when it can (status/pods.py: CrashLoopBackOff, OOMKilled,
   ImagePullFailed, Unschedulable, ContainerConfigError).
@@ -27,8 +29,12 @@ from substratus_controller.constants import (
 )
 from substratus_controller.jsontypes import JSON
 from substratus_controller.render.context import RenderContext
-from substratus_controller.render.names import notebook_pvc_name, notebook_token_secret_name
-from substratus_controller.render.notebook import notebook_pod, notebook_pvc, notebook_token_secret
+from substratus_controller.render.names import (
+    is_notebook_token_secret_name,
+    notebook_pvc_name,
+    notebook_token_secret_name,
+)
+from substratus_controller.render.notebook import notebook_pod, notebook_pvc, notebook_token_secret, pod_token_secret
 from substratus_controller.render.params import params_configmap
 from substratus_controller.runtime import resources as k8s
 from substratus_controller.runtime.stamp import is_up_to_date, stamp
@@ -45,6 +51,7 @@ from .prologue import (
     dependency_url,
     invalid_after_build,
     new_token,
+    new_token_nonce,
     runs_pods,
     wait_for_image,
 )
@@ -79,6 +86,15 @@ def pod_condition(pod: JSON, raw: JSON) -> Cond:
     return Cond(ConditionType.SERVING, False, Reason.POD_NOT_READY, f"Notebook Pod is {phase}, not ready yet")
 
 
+def delete_pod(plan: Plan, obj: Notebook, pod: JSON) -> None:
+    """Delete the Pod and the token Secret it names, when that is one the controller named (a Pod from
+    before the nonce names `<name>-notebook-token`, which stays: nobody can tell whose it is)."""
+    plan.delete.append((k8s.PODS, pod))
+    secret = pod_token_secret(pod)
+    if secret is not None and is_notebook_token_secret_name(obj.metadata.name, secret):
+        plan.delete.append((k8s.SECRETS, {"metadata": {"name": secret, "namespace": obj.metadata.namespace}}))
+
+
 def plan_notebook(seen: NotebookObservation, *, ctx: RenderContext, now: str, rng: Random) -> Plan:
     """The Notebook's Plan; `rng` draws the token of a Pod about to be created."""
     # No image gate here: suspension is reported even while the image is being built.
@@ -88,7 +104,7 @@ def plan_notebook(seen: NotebookObservation, *, ctx: RenderContext, now: str, rn
     obj, raw, pod = start.obj, seen.obj, seen.pod
     if obj.spec.suspend:
         if pod is not None and not pod["metadata"].get("deletionTimestamp"):
-            start.plan.delete.append((k8s.PODS, pod))
+            delete_pod(start.plan, obj, pod)
         return start.finish(raw, Cond(ConditionType.SERVING, False, Reason.SUSPENDED, "Notebook is suspended"), now)
     if not obj.spec.image:
         return wait_for_image(raw, Kind.NOTEBOOK, start, now=now)
@@ -109,11 +125,14 @@ def plan_pod(start: Started[Notebook], seen: NotebookObservation, storage: str |
     meta = obj.metadata
     model_name = obj.spec.model.name if obj.spec.model else None
     dataset_name = obj.spec.dataset.name if obj.spec.dataset else None
+    token_secret = (pod_token_secret(pod) if pod is not None else None) or notebook_token_secret_name(
+        meta.name, new_token_nonce(rng)
+    )
     try:
         desired = notebook_pod(
             obj,
             ctx,
-            token_secret=notebook_token_secret_name(meta.name),
+            token_secret=token_secret,
             model_url=dependency_url(model_name, Kind.MODEL, meta.namespace, ctx.cloud),
             dataset_url=dependency_url(dataset_name, Kind.DATASET, meta.namespace, ctx.cloud),
             pvc=notebook_pvc_name(meta.name) if storage else None,
@@ -127,7 +146,7 @@ def plan_pod(start: Started[Notebook], seen: NotebookObservation, storage: str |
         plan.apply.append((k8s.PERSISTENTVOLUMECLAIMS, notebook_pvc(obj, size=storage)))
     if pod is None:
         plan.prepare.append(ctx.cloud.artifact_url(Kind.NOTEBOOK, meta.namespace, meta.name))
-        plan.create.append((k8s.SECRETS, notebook_token_secret(obj, token=new_token(rng))))
+        plan.create.append((k8s.SECRETS, notebook_token_secret(obj, name=token_secret, token=new_token(rng))))
         plan.apply.append((k8s.PODS, desired))
         waiting = Cond(ConditionType.SERVING, False, Reason.POD_NOT_READY, "Waiting for the notebook Pod to start")
         return start.finish(raw, waiting, now)
@@ -135,7 +154,7 @@ def plan_pod(start: Started[Notebook], seen: NotebookObservation, storage: str |
         going = Cond(ConditionType.SERVING, False, Reason.POD_NOT_READY, "Waiting for the old Pod to go")
         return start.finish(raw, going, now)
     if not is_up_to_date(stamp(desired, ANNOTATION_APPLIED), pod, ANNOTATION_APPLIED):
-        plan.delete.append((k8s.PODS, pod))  # Pod specs are immutable: replace it
+        delete_pod(plan, obj, pod)  # Pod specs are immutable: replace it
         changed = Cond(ConditionType.SERVING, False, Reason.SPEC_CHANGED, "Spec changed; recreating the Pod")
         return start.finish(raw, changed, now)
     return start.finish(raw, pod_condition(pod, raw), now)

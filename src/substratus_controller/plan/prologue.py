@@ -16,6 +16,7 @@ from substratus_controller.constants import ConditionType, Kind, Reason
 from substratus_controller.jsontypes import JSON
 from substratus_controller.render.context import RenderContext
 from substratus_controller.render.errors import InvalidSpecError
+from substratus_controller.render.names import TOKEN_NONCE_LENGTH
 from substratus_controller.render.serviceaccount import service_account
 from substratus_controller.runtime import resources as k8s
 from substratus_controller.status.conditions import Cond
@@ -29,6 +30,7 @@ from .status import invalid_plan, invalid_status, status_of, validation_message
 T = TypeVar("T", Dataset, Model, Notebook, Server)
 RENDER_ERRORS = (InvalidSpecError, UnsupportedGPUError)  # what a renderer raises for a spec it cannot render
 TOKEN_BYTES = 32
+_NONCE_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"  # 36^10 > 2^51 names
 
 
 def parse(cls: type[T], raw: JSON) -> T | str:
@@ -42,6 +44,11 @@ def parse(cls: type[T], raw: JSON) -> T | str:
 def new_token(rng: Random) -> str:
     """A URL-safe random token (as `secrets.token_urlsafe(32)`) drawn from the plan's source of randomness."""
     return base64.urlsafe_b64encode(rng.randbytes(TOKEN_BYTES)).rstrip(b"=").decode()
+
+
+def new_token_nonce(rng: Random) -> str:
+    """The nonce of a token Secret's name (render/names.py): TOKEN_NONCE_LENGTH of [a-z0-9]."""
+    return "".join(rng.choice(_NONCE_ALPHABET) for _ in range(TOKEN_NONCE_LENGTH))
 
 
 def runs_pods(plan: Plan, service_account_name: str, namespace: str, cloud: CloudDriver) -> None:

@@ -9,7 +9,9 @@ Flow (docs/upstream-behaviour.md §7.5, with docs/decisions.md §2.5 and §5):
 3. From here on, whatever happens (success, failure, Ctrl-C or SIGTERM) ends with the Notebook suspended
    (a JSON merge patch `{"spec":{"suspend":true}}`), unless --no-suspend.
 4. Build handshake (when building), then wait for Ready (--timeout, default 20m), printing build pod phases.
-5. The token is read from the Secret `<name>-notebook-token` (key `token`).
+5. The token is read from the Secret the Notebook's Pod names (annotation substratus.ai/token-secret, key `token`),
+   and only through a Pod the Notebook controls (by uid). Each Pod has its own token: when the pod is
+   replaced, the new token is read and the new URL printed.
 6. `kubectl port-forward pod/<name>-notebook <port>:8888` runs as a child process (retried up to 3 times,
    1 s, 2 s, 4 s apart); once it forwards, `http://localhost:<port>/?token=<token>` is printed on stdout
    and opened in the browser (unless --no-open-browser). This is the one place a secret is printed: the
@@ -38,12 +40,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import quote
 
-from substratus_controller.constants import NOTEBOOK_PORT, Kind
+from substratus_controller.constants import ANNOTATION_TOKEN_SECRET, NOTEBOOK_PORT, Kind
 from substratus_controller.jsontypes import JSON
-from substratus_controller.render.names import notebook_pod_name, notebook_token_secret_name
+from substratus_controller.render.names import notebook_pod_name
+from substratus_controller.render.notebook import pod_token_secret
 from substratus_controller.runtime.client import Client
 from substratus_controller.runtime.errors import ApiError, NotFound
-from substratus_controller.runtime.resources import SECRETS
+from substratus_controller.runtime.resources import PODS, SECRETS
 
 from . import manifest
 from .commandline import (
@@ -147,14 +150,39 @@ def notebook_url(port: int, token: str) -> str:
     return f"http://localhost:{port}/?token={quote(token, safe='')}"
 
 
-async def read_token(client: Client, target: Target) -> str:
-    name = notebook_token_secret_name(target.name)
+def controlled_by(obj: JSON, uid: str) -> bool:
+    """Whether `obj`'s controller ownerReference is the object with this uid."""
+    refs = (obj.get("metadata") or {}).get("ownerReferences") or ()
+    return any(ref.get("controller") and ref.get("uid") == uid for ref in refs)
+
+
+async def read_token(client: Client, target: Target, owner_uid: str, pod: JSON | None = None) -> tuple[str, str]:
+    """The token of the Notebook's Pod (read now unless given), and that Pod's uid."""
+    pod_name = notebook_pod_name(target.name)
+    if pod is None:
+        try:
+            pod = await client.get(PODS, pod_name, target.namespace)
+        except NotFound:
+            raise PluginError(f"pod/{pod_name} of {target.ref} was not found") from None
+        except ApiError as exc:
+            raise PluginError(f"reading pod/{pod_name}: {api_error_message(exc, target)}") from None
+    if not controlled_by(pod, owner_uid):
+        raise PluginError(f"pod/{pod_name} is not controlled by {target.ref}; its token is not read")
+    name = pod_token_secret(pod)
+    if name is None:
+        raise PluginError(f"pod/{pod_name} names no token Secret (no {ANNOTATION_TOKEN_SECRET} annotation)")
+    return await read_secret_token(client, target, owner_uid, name), str(pod["metadata"]["uid"])
+
+
+async def read_secret_token(client: Client, target: Target, owner_uid: str, name: str) -> str:
     try:
         secret = await client.get(SECRETS, name, target.namespace)
     except NotFound:
         raise PluginError(f'the token Secret "{name}" of {target.ref} was not found') from None
     except ApiError as exc:
         raise PluginError(f'reading the token Secret "{name}": {api_error_message(exc, target)}') from None
+    if not controlled_by(secret, owner_uid):
+        raise PluginError(f'the token Secret "{name}" is not controlled by {target.ref}; it is not used')
     raw = (secret.get("data") or {}).get(TOKEN_KEY)
     if not raw:
         raise PluginError(f'the token Secret "{name}" has no "{TOKEN_KEY}" key')
@@ -179,12 +207,14 @@ async def suspend(client: Client, target: Target, out: Output) -> bool:
 class Session:
     """Port-forward (and sync) until stopped, following the pod; prints and opens the URL once forwarding."""
 
-    def __init__(
-        self, args: argparse.Namespace, out: Output, kubectl: Kubectl, target: Target, token: str, client: Client
-    ) -> None:
-        self.args, self.out, self.kubectl, self.target = args, out, kubectl, target
+    def __init__(self, args: argparse.Namespace, out: Output, kubectl: Kubectl, target: Target, client: Client, *,
+                 owner_uid: str, token: tuple[str, str]) -> None:  # fmt: skip
+        self.args, self.out, self.kubectl, self.target, self.client = args, out, kubectl, target, client
+        self.owner_uid = owner_uid
         self.pod = notebook_pod_name(target.name)
-        self.url = notebook_url(args.port, token)
+        self.url = notebook_url(args.port, token[0])
+        self.token_pod_uid = token[1]  # the pod whose token `url` holds
+        self.url_changed = False  # a replacement pod's new URL is still to be printed
         self.announced = False  # the URL was printed (once per session)
         self.forwarding = False  # the current port-forward child printed its first "Forwarding from"
         self.tracker = PodTracker(client, target.namespace, self.pod, report=out.info)
@@ -196,6 +226,10 @@ class Session:
         self.forwarding = True
         if self.announced:
             self.out.info(f"Forwarding localhost:{self.args.port} -> pod/{self.pod}:{NOTEBOOK_PORT} again")
+            if self.url_changed:
+                self.url_changed = False
+                self.out.info("the new pod has its own token:")
+                self.out.result(self.url)
         else:
             self.announced = True
             self.out.info(
@@ -221,6 +255,19 @@ class Session:
                                on_stderr=lambda line: self.out.detail(f"port-forward: {line}"),
                                ready_marker=FORWARD_READY)  # fmt: skip
 
+    async def _refresh_token(self) -> None:
+        """Read the token of the current Ready pod when it is not the one the URL was made for."""
+        pod = self.tracker.ready_pod
+        if pod is None or self.tracker.ready_uid == self.token_pod_uid:
+            return
+        try:
+            token, uid = await read_token(self.client, self.target, self.owner_uid, pod)
+        except PluginError as exc:
+            self.out.info(f"{exc}; the URL printed before will not work with the new pod")
+            return
+        url = notebook_url(self.args.port, token)
+        self.url_changed, self.url, self.token_pod_uid = url != self.url, url, uid
+
     def _replaced(self, what: str) -> None:
         self.out.info(f"pod/{self.pod} was replaced; {what} restarts once the new pod is Ready")
 
@@ -228,6 +275,7 @@ class Session:
         """Until `stop` (returns) or a child that keeps failing against a live pod (PluginError)."""
 
         async def forward(child_stop: asyncio.Event) -> None:
+            await self._refresh_token()
             await supervise(f"port-forward to pod/{self.pod}", lambda: self._forward_once(child_stop), child_stop,
                             report=self.out.info)  # fmt: skip
 
@@ -343,8 +391,9 @@ async def open_notebook(args: argparse.Namespace, out: Output, stop: asyncio.Eve
             f"({waiter.describe()})"
         ) from None
     out.detail(f"{target.ref} is Ready")
-    token = await read_token(client, target)
-    await Session(args, out, kubectl, target, token, client).run(stop)
+    owner_uid = str(first["metadata"]["uid"])
+    token, pod_uid = await read_token(client, target, owner_uid)
+    await Session(args, out, kubectl, target, client, owner_uid=owner_uid, token=(token, pod_uid)).run(stop)
     return EXIT_OK
 
 

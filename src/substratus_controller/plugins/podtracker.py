@@ -39,6 +39,7 @@ class PodTracker:
     ) -> None:
         self.client, self.namespace, self.name, self.report, self.poll = client, namespace, name, report, poll
         self.ready_uid: str | None = None
+        self.ready_pod: dict[str, object] | None = None  # the current Ready pod as last read
         self.started_at: float | None = None  # the current Ready pod's status.startTime (epoch seconds)
         self._ready = asyncio.Event()
         self._gone: dict[str, asyncio.Event] = {}
@@ -69,11 +70,11 @@ class PodTracker:
             if known != uid or deleting:
                 event.set()
         if uid is not None and not deleting and pod is not None and pod_ready(pod):
-            self.ready_uid = uid
+            self.ready_uid, self.ready_pod = uid, pod
             self.started_at = _epoch(pod)
             self._ready.set()
         elif uid is None or deleting or uid != self.ready_uid:
-            self.ready_uid = None
+            self.ready_uid, self.ready_pod = None, None
             self._ready.clear()
 
     async def run(self, stop: asyncio.Event) -> None:

@@ -58,9 +58,24 @@ def notebook_pod_name(name: str) -> str:
     return child_name(name, "notebook")
 
 
-def notebook_token_secret_name(name: str) -> str:
-    """The Secret holding the Notebook's Jupyter token: `<name>-notebook-token`."""
-    return child_name(name, "notebook-token")
+TOKEN_NONCE_LENGTH = 10
+_TOKEN_NONCE = re.compile(rf"[a-z0-9]{{{TOKEN_NONCE_LENGTH}}}")
+
+
+def notebook_token_secret_name(name: str, nonce: str) -> str:
+    """The Secret holding the token of one Notebook Pod: `<name>-notebook-token-<nonce>`.
+
+    The nonce is drawn when the Pod is about to be created (plan/notebook.py), so nobody can create the
+    Secret before the controller does: the name is unknown until it exists (issue 13 §7)."""
+    if not _TOKEN_NONCE.fullmatch(nonce):
+        raise ValueError(f"token nonce {nonce!r} is not {TOKEN_NONCE_LENGTH} of [a-z0-9]")
+    return child_name(name, f"notebook-token-{nonce}")
+
+
+def is_notebook_token_secret_name(name: str, secret: str) -> bool:
+    """Whether `secret` is a name `notebook_token_secret_name(name, <some nonce>)` gives."""
+    nonce = secret[-TOKEN_NONCE_LENGTH:]
+    return bool(_TOKEN_NONCE.fullmatch(nonce)) and secret == notebook_token_secret_name(name, nonce)
 
 
 def notebook_pvc_name(name: str) -> str:

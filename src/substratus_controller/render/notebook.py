@@ -6,8 +6,9 @@ Invariants (docs/upstream-behaviour.md §7.1 HEAD, docs/decisions.md §2.5 and �
 - Command: `spec.command` when set; when unset, upstream's
   `jupyter lab --allow-root --ip=0.0.0.0 --NotebookApp.token=$(NOTEBOOK_TOKEN) --notebook-dir=/content`.
   An explicit empty command means the image's entrypoint (as upstream, where `[]` is non-nil).
-- `NOTEBOOK_TOKEN` comes from the Secret `<name>-notebook-token` (key `token`) through secretKeyRef,
-  instead of upstream's literal `default`; user env may not set it (InvalidSpecError).
+- `NOTEBOOK_TOKEN` comes from the Pod's own Secret `<name>-notebook-token-<nonce>` (key `token`) through
+  secretKeyRef, instead of upstream's literal `default`; user env may not set it (InvalidSpecError). The
+  nonce makes the name unknown until the controller has created the Secret (render/names.py).
 - Mounts: params, own `artifacts/` RW at /content/artifacts, dataset RO at /content/data, model RO at
   /content/model, and with a PVC the volume `work` at /content/work (survives suspend/resume).
 - A writable /content: upstream notebooks save into /content, which a root-built image's `WORKDIR
@@ -16,7 +17,9 @@ Invariants (docs/upstream-behaviour.md §7.1 HEAD, docs/decisions.md §2.5 and �
   skipping what is mounted over it (data, model, artifacts, params.json). The copy lives as long as the
   Pod (suspend deletes it); `kubectl notebook` syncs changed files back, /content/work persists with a PVC.
   The image needs `sh` and `cp` for that (it needs python3 anyway for the sync watcher).
-- The Secret and the PVC are owned by the Notebook, so they live as long as it does (suspend keeps them).
+- The Secret and the PVC are owned by the Notebook. The PVC lives as long as it does (suspend keeps it); a
+  token Secret lives as long as its Pod (plan/notebook.py deletes it with the Pod), so a resumed or
+  recreated notebook has a new token.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import base64
 from substratus_controller.api.v1 import Notebook
 from substratus_controller.cloud.base import BucketURL, BucketVolume
 from substratus_controller.constants import (
+    ANNOTATION_TOKEN_SECRET,
     CONTAINER_NOTEBOOK,
     CONTENT_DIR,
     NOTEBOOK_PORT,
@@ -39,7 +43,7 @@ from substratus_controller.jsontypes import JSON
 from ._pod import PodVolumes, init_container, workload_pod
 from .bodies import child_metadata, identity, require_image
 from .context import RenderContext
-from .names import notebook_pod_name, notebook_pvc_name, notebook_token_secret_name
+from .names import notebook_pod_name, notebook_pvc_name
 from .workloads import dependency_mounts, own_artifacts
 
 TOKEN_KEY = "token"
@@ -126,24 +130,35 @@ def notebook_pod(
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": child_metadata(
-            nb, Kind.NOTEBOOK, name=notebook_pod_name(name), role=ROLE_RUN, annotations=annotations
+            nb,
+            Kind.NOTEBOOK,
+            name=notebook_pod_name(name),
+            role=ROLE_RUN,
+            annotations={**annotations, ANNOTATION_TOKEN_SECRET: token_secret},
         ),
         "spec": spec,
     }
 
 
-def notebook_token_secret(nb: Notebook, *, token: str) -> JSON:
-    """The Secret `<name>-notebook-token` (type Opaque, key `token`) holding the Jupyter token."""
-    name, _ = identity(nb, Kind.NOTEBOOK)
+def notebook_token_secret(nb: Notebook, *, name: str, token: str) -> JSON:
+    """The Secret `name` (type Opaque, key `token`) holding the Jupyter token of one Pod."""
     if not token:
         raise ValueError("the notebook token must not be empty")
     return {
         "apiVersion": "v1",
         "kind": "Secret",
-        "metadata": child_metadata(nb, Kind.NOTEBOOK, name=notebook_token_secret_name(name), role=None),
+        "metadata": child_metadata(nb, Kind.NOTEBOOK, name=name, role=None),
         "type": "Opaque",
         "data": {TOKEN_KEY: base64.b64encode(token.encode()).decode("ascii")},
     }
+
+
+def pod_token_secret(pod: JSON) -> str | None:
+    """The name of the token Secret a notebook Pod reads, from its ANNOTATION_TOKEN_SECRET (the Pod cache keeps
+    metadata only), or None. The annotation and the NOTEBOOK_TOKEN secretKeyRef are rendered from one value
+    and the applied digest covers both, so an edited annotation makes the Pod out of date (recreated)."""
+    name = ((pod.get("metadata") or {}).get("annotations") or {}).get(ANNOTATION_TOKEN_SECRET)
+    return name if isinstance(name, str) and name else None
 
 
 def notebook_pvc(nb: Notebook, *, size: str) -> JSON:

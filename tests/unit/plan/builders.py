@@ -18,6 +18,7 @@ the children applied, created and deleted as "Kind/name", requeue, prepare, spec
 
 from __future__ import annotations
 
+import json
 from random import Random
 from typing import Any, NamedTuple
 
@@ -314,13 +315,19 @@ def notebook_pod(
     dataset: JSON | None = None,
     ctx: RenderContext = CTX,
     deleting: bool = False,
+    token_secret: str | None = None,
 ) -> JSON:
-    """The Pod plan_notebook creates for `raw` (and these dependencies), as cached: stamped, in `state`."""
+    """The Pod plan_notebook creates for `raw` (and these dependencies), as cached: stamped, in `state`;
+    with `token_secret`, as if it had been created naming that Secret."""
     fresh = {**raw, "spec": {k: v for k, v in raw["spec"].items() if k != "suspend"}}
     plan = plan_notebook(NotebookObservation(obj=fresh, model=model, dataset=dataset), ctx=ctx, now=NOW, rng=rng())
     bodies = [body for res, body in plan.apply if res == k8s.PODS]
     assert len(bodies) == 1, f"the plan of {name_of(raw)} creates no Pod: {plan.status}"
-    cached = stamp(bodies[0], ANNOTATION_APPLIED)
+    body = bodies[0]
+    if token_secret is not None:
+        ((_, drawn),) = plan.create
+        body = json.loads(json.dumps(body).replace(f'"{drawn["metadata"]["name"]}"', json.dumps(token_secret)))
+    cached = stamp(body, ANNOTATION_APPLIED)
     meta = {**cached["metadata"], "uid": f"uid-pod-{name_of(raw)}", "creationTimestamp": EARLIER}
     if deleting:
         meta["deletionTimestamp"] = NOW

@@ -1,10 +1,12 @@
 """plan_notebook as a table: from a Notebook, its builder Job, its Pod, its Model and Dataset to the Plan.
 
-Specifies: a Notebook without a Pod gets its token Secret (created, never applied) and its Pod; a Pod that is
-up to date reports Serving from its readiness or its problem (CrashLoopBackOff, ImagePullFailed, OOMKilled,
-Unschedulable), one whose desired spec changed is deleted (SpecChanged); `suspend` deletes the Pod while the
-build goes on; the `substratus.ai/notebook-storage` annotation adds a PVC, and a malformed one is
-InvalidSpec while the build's conditions are kept; the Model and Dataset gate the start of the Pod.
+Specifies: a Notebook without a Pod gets a token Secret under a freshly drawn name (created, never applied)
+and its Pod naming it; a Pod that is up to date keeps the Secret it names and reports Serving from its
+readiness or its problem (CrashLoopBackOff, ImagePullFailed, OOMKilled, Unschedulable), one whose desired spec
+changed is deleted with its Secret (SpecChanged); `suspend` deletes the Pod and its Secret while the build
+goes on (a Secret under the name from before nonces is left alone); the `substratus.ai/notebook-storage`
+annotation adds a PVC, and a malformed one is InvalidSpec while the build's conditions are kept; the Model and
+Dataset gate the start of the Pod.
 """
 
 from __future__ import annotations
@@ -14,10 +16,12 @@ from typing import Any
 
 import pytest
 
-from substratus_controller.constants import ANNOTATION_NOTEBOOK_STORAGE, Kind
+from substratus_controller.constants import ANNOTATION_NOTEBOOK_STORAGE, ANNOTATION_TOKEN_SECRET, Kind
 from substratus_controller.jsontypes import JSON
 from substratus_controller.plan import NotebookObservation, plan_notebook
+from substratus_controller.plan.prologue import new_token_nonce
 from substratus_controller.render.context import RenderContext
+from substratus_controller.render.names import notebook_token_secret_name
 from substratus_controller.runtime import resources as k8s
 
 from .builders import (
@@ -62,7 +66,7 @@ BAD_STORAGE = {ANNOTATION_NOTEBOOK_STORAGE: "20GB"}
 RUN = {"ServiceAccount/substratus-notebook", "ConfigMap/nb-notebook-params"}
 POD = "Pod/nb-notebook"
 PVC = "PersistentVolumeClaim/nb-notebook"
-SECRET = "Secret/nb-notebook-token"
+SECRET = "Secret/" + notebook_token_secret_name("nb", new_token_nonce(rng()))  # the first draw of rng()
 BUILD = {"ServiceAccount/substratus-container-builder", "Job/nb-notebook-bld"}
 
 NOT_READY = ("Serving", "False", "PodNotReady")
@@ -80,6 +84,14 @@ def pod_says(reason: str) -> Summary:
     return {"main": ("Serving", "False", reason), "ready": False, "apply": RUN}
 
 
+def legacy_pod(raw: JSON, **kw: Any) -> JSON:
+    """A Pod as the controller made them before nonces: its token Secret was `<name>-notebook-token`, and no
+    annotation named it."""
+    pod = notebook_pod(raw, token_secret="nb-notebook-token", **kw)
+    annotations = {k: v for k, v in pod["metadata"]["annotations"].items() if k != ANNOTATION_TOKEN_SECRET}
+    return {**pod, "metadata": {**pod["metadata"], "annotations": annotations}}
+
+
 TABLE: list[Row] = [
     # the Pod
     Row("pod/none", seen(PLAIN), {**STARTS, "message": "Waiting for the notebook Pod to start"}),
@@ -94,8 +106,10 @@ TABLE: list[Row] = [
     Row("pod/unschedulable", seen(PLAIN, pod=notebook_pod(PLAIN, "unschedulable")),
         {**pod_says("Unschedulable"), "message": "nvidia.com/gpu"}),
     Row("pod/image-changed", seen(PLAIN, pod=notebook_pod(nb(image="registry.example.com/other:v2"))),
-        {"main": SPEC_CHANGED, "ready": False, "apply": RUN, "delete": {POD}}),
+        {"main": SPEC_CHANGED, "ready": False, "apply": RUN, "delete": {POD, SECRET}}),
     Row("pod/env-changed", seen(nb(env={"LOG_LEVEL": "debug"}), pod=notebook_pod(PLAIN)),
+        {"main": SPEC_CHANGED, "ready": False, "apply": RUN, "delete": {POD, SECRET}}),
+    Row("pod/from-before-nonces", seen(PLAIN, pod=legacy_pod(PLAIN)),  # replaced once, after an upgrade
         {"main": SPEC_CHANGED, "ready": False, "apply": RUN, "delete": {POD}}),
     Row("pod/deleting", seen(PLAIN, pod=notebook_pod(PLAIN, deleting=True)),
         {"main": NOT_READY, "ready": False, "apply": RUN, "message": "Waiting for the old Pod to go"}),
@@ -104,10 +118,12 @@ TABLE: list[Row] = [
     Row("pvc/pod-ready", seen(STORAGE, pod=notebook_pod(STORAGE)), {"main": SERVING, "ready": True,
                                                                      "apply": RUN | {PVC}}),
     Row("pvc/added-to-a-running-pod", seen(STORAGE, pod=notebook_pod(PLAIN)),
-        {"main": SPEC_CHANGED, "ready": False, "apply": RUN | {PVC}, "delete": {POD}}),
+        {"main": SPEC_CHANGED, "ready": False, "apply": RUN | {PVC}, "delete": {POD, SECRET}}),
     # suspend
     Row("suspend/pod-running", seen(nb(suspend=True), pod=notebook_pod(PLAIN)),
-        {"main": SUSPENDED, "ready": False, "delete": {POD}}),
+        {"main": SUSPENDED, "ready": False, "delete": {POD, SECRET}}),
+    Row("suspend/pod-from-before-nonces", seen(nb(suspend=True), pod=legacy_pod(PLAIN)),
+        {"main": SUSPENDED, "ready": False, "delete": {POD}}),  # `nb-notebook-token` may be anyone's
     Row("suspend/no-pod", seen(nb(suspend=True)), {"main": SUSPENDED, "ready": False}),
     Row("suspend/pod-deleting", seen(nb(suspend=True), pod=notebook_pod(PLAIN, deleting=True)),
         {"main": SUSPENDED, "ready": False}),
@@ -207,3 +223,22 @@ def test_an_upload_requested_while_the_spec_is_invalid_is_signed_at_once() -> No
     bad = plan_notebook(seen(nb(upload=UPLOAD, annotations=BAD_STORAGE)), ctx=CTX, now=NOW, rng=rng())
     assert bad.sign_upload is not None
     assert bad.status["buildUpload"]["requestID"] == UPLOAD["requestID"]
+
+
+def test_a_pod_keeps_the_secret_it_names_whatever_is_drawn() -> None:
+    """An existing Pod's Secret is read from the Pod: another draw must not make it look out of date."""
+    for seed in (1, 2, 99):
+        plan = plan_notebook(seen(PLAIN, pod=notebook_pod(PLAIN)), ctx=CTX, now=NOW, rng=Random(seed))
+        assert not plan.delete
+        assert not plan.create
+        assert plan.status["ready"] is True
+
+
+def test_each_new_pod_gets_a_secret_name_nobody_could_know() -> None:
+    names = set()
+    for seed in range(50):
+        plan = plan_notebook(seen(PLAIN), ctx=CTX, now=NOW, rng=Random(seed))
+        ((_, secret),) = plan.create
+        names.add(secret["metadata"]["name"])
+        assert secret["metadata"]["name"] != "nb-notebook-token"
+    assert len(names) == 50

@@ -39,11 +39,13 @@ from substratus_controller.plan import (
 from substratus_controller.render.context import RenderContext
 from substratus_controller.render.names import (
     build_job_name,
+    is_notebook_token_secret_name,
     loader_job_name,
     modeller_job_name,
     notebook_pod_name,
     server_name,
 )
+from substratus_controller.render.notebook import pod_token_secret
 from substratus_controller.runtime import resources as k8s
 from substratus_controller.runtime.resource import Resource
 from substratus_controller.runtime.stamp import is_up_to_date, stamp
@@ -114,9 +116,18 @@ def test_the_status_is_consistent(row: Row) -> None:
 
 @pytest.mark.parametrize("row", ALL_ROWS)
 def test_only_observed_children_are_deleted(row: Row) -> None:
+    """Deletes are observed children, or a token Secret (never observed: Secrets are not read) that an
+    observed Pod names under the controller's nonce naming."""
     plan = plan_of(row.seen, row.ctx)
     shown = observed(row.seen)
-    assert all(any(body is child for child in shown) for _, body in plan.delete)
+    named = {pod_token_secret(c) for c in shown if c.get("kind") == "Pod"}
+    for res, body in plan.delete:
+        if res == k8s.SECRETS:
+            name = body["metadata"]["name"]
+            assert name in named
+            assert is_notebook_token_secret_name(row.seen.obj["metadata"]["name"], name)
+        else:
+            assert any(body is child for child in shown)
 
 
 @pytest.mark.parametrize("row", ALL_ROWS)

@@ -21,7 +21,7 @@ def test_upstream_names() -> None:
     assert names.loader_job_name("squad") == "squad-data-loader"
     assert names.modeller_job_name("opt") == "opt-modeller"
     assert names.notebook_pod_name("nb") == "nb-notebook"
-    assert names.notebook_token_secret_name("nb") == "nb-notebook-token"
+    assert names.notebook_token_secret_name("nb", "a1b2c3d4e5") == "nb-notebook-token-a1b2c3d4e5"
     assert names.notebook_pvc_name("nb") == "nb-notebook"
     assert names.server_name("opt") == "opt-server"
     assert names.params_configmap_name(Kind.MODEL, "opt") == "opt-model-params"
@@ -83,3 +83,26 @@ def test_always_a_dns_label(parent: str, suffix: str) -> None:
     assert DNS_LABEL.match(name), name
     assert name.endswith(f"-{suffix}")
     assert name == names.child_name(parent, suffix)
+
+
+@pytest.mark.parametrize(
+    ("notebook", "secret", "ours"),
+    [
+        ("nb", "nb-notebook-token-a1b2c3d4e5", True),
+        ("nb", "nb-notebook-token", False),  # the name before nonces: anyone could have created it
+        ("nb", "nb-notebook-token-A1B2C3D4E5", False),
+        ("nb", "nb-notebook-token-a1b2c3d4e", False),  # 9 characters
+        ("nb", "other-notebook-token-a1b2c3d4e5", False),
+        ("nb-x", "nb-notebook-token-a1b2c3d4e5", False),
+        ("n" * 60, names.notebook_token_secret_name("n" * 60, "0123456789"), True),  # shortened with a hash
+    ],
+)
+def test_notebook_token_secret_names(notebook: str, secret: str, ours: bool) -> None:
+    assert names.is_notebook_token_secret_name(notebook, secret) is ours
+
+
+def test_notebook_token_nonce_must_be_ten_of_a_z_0_9() -> None:
+    for bad in ("", "a1b2c3d4e", "a1b2c3d4e5f", "A1B2C3D4E5", "a1b2c3d4-5"):
+        with pytest.raises(ValueError, match="nonce"):
+            names.notebook_token_secret_name("nb", bad)
+    assert DNS_LABEL.match(names.notebook_token_secret_name("n" * 63, "0123456789"))

@@ -20,6 +20,7 @@ from substratus_controller.render import (
     notebook_pod,
     notebook_pvc,
     notebook_token_secret,
+    pod_token_secret,
     server_deployment,
     server_service,
     service_account,
@@ -224,6 +225,10 @@ def test_notebook_token_env_and_reserved_name() -> None:
         pod["spec"]["containers"][0]["env"]
     )
     assert "restartPolicy" not in pod["spec"]
+    # The Pod cache keeps metadata only: the plan (and the plugin) read the name back from an annotation.
+    assert pod["metadata"]["annotations"]["substratus.ai/token-secret"] == "x-notebook-token"
+    assert pod_token_secret({"metadata": pod["metadata"]}) == "x-notebook-token"
+    assert pod_token_secret({"metadata": {"annotations": {}}, "spec": pod["spec"]}) is None
     with pytest.raises(InvalidSpecError) as err:
         notebook_pod(obj(Notebook, env={"NOTEBOOK_TOKEN": "default"}), CTX, token_secret="s", model_url=None,
                      dataset_url=None, pvc=None)  # fmt: skip
@@ -232,13 +237,13 @@ def test_notebook_token_env_and_reserved_name() -> None:
 
 def test_notebook_secret_and_pvc() -> None:
     nb = obj(Notebook)
-    secret = notebook_token_secret(nb, token="s3cr3t")
-    assert secret["metadata"]["name"] == "x-notebook-token"
+    secret = notebook_token_secret(nb, name="x-notebook-token-0123456789", token="s3cr3t")
+    assert secret["metadata"]["name"] == "x-notebook-token-0123456789"
     assert secret["type"] == "Opaque"
     assert base64.b64decode(secret["data"]["token"]) == b"s3cr3t"
     assert secret["metadata"]["ownerReferences"][0]["kind"] == "Notebook"
     with pytest.raises(ValueError, match="token"):
-        notebook_token_secret(nb, token="")
+        notebook_token_secret(nb, name="x-notebook-token-0123456789", token="")
     pvc = notebook_pvc(nb, size="20Gi")
     assert pvc["metadata"]["name"] == "x-notebook"
     assert pvc["spec"] == {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "20Gi"}}}
