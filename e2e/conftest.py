@@ -1,7 +1,8 @@
 """e2e fixtures: one whole system per session (control plane + KCM, CRDs, simulated kubelet, controller process).
 
 The controller runs as its own process through its CLI, with the local cloud driver; it is told that the
-local nodes have only `nvidia-t4` GPUs (LOCAL_GPU_TYPES) so that other types report UnsupportedGPU. The
+local nodes have only `nvidia-t4` GPUs (LOCAL_GPU_TYPES) so that other types report UnsupportedGPU, and
+isolates notebooks (NOTEBOOK_NETWORK_POLICY=deny-ingress). The
 simulated kubelet fails pods whose image contains "fail" and the builder pods of objects labelled
 `substratus.ai/<kind>: bad-build`.
 """
@@ -33,7 +34,8 @@ RULES = [
 
 @pytest.fixture(scope="session")
 async def stack() -> AsyncIterator[Stack]:
-    s = Stack(kubelet_rules=RULES, controller_env={"LOCAL_GPU_TYPES": "nvidia-t4"})
+    env = {"LOCAL_GPU_TYPES": "nvidia-t4", "NOTEBOOK_NETWORK_POLICY": "deny-ingress"}
+    s = Stack(kubelet_rules=RULES, controller_env=env)
     await s.start()
     yield s
     await s.stop()

@@ -264,6 +264,29 @@ async def test_notebook_suspend_deletes_the_pod_and_resume_recreates_it(client: 
     await client.get(k8s.SECRETS, token_secret_of(again), namespace)
 
 
+async def test_a_notebook_pod_is_isolated_by_its_own_network_policy(client: Client, namespace: str) -> None:
+    """--notebook-network-policy deny-ingress (this stack's setting): a NetworkPolicy owned by the Notebook whose
+    selector picks exactly its Pod (not a lookalike's, not the builder's), ingress only, no rule admitting
+    anything. (Enforcement is the network plugin's; the real node's bridge plugin does not enforce.)"""
+    obj = await create(client, namespace, manifest("Notebook", "nb", {"image": "example.com/j:1"}))
+    await create(client, namespace, manifest("Notebook", "nb-2", {"image": "example.com/j:1"}))
+    await wait_condition(client, Kind.NOTEBOOK, namespace, "nb", "Ready", "True", timeout=60)
+    await wait_condition(client, Kind.NOTEBOOK, namespace, "nb-2", "Ready", "True", timeout=60)
+    policy = await client.get(k8s.NETWORKPOLICIES, "nb-notebook", namespace)
+    assert policy["metadata"]["ownerReferences"][0]["uid"] == obj["metadata"]["uid"]
+    assert policy["spec"]["policyTypes"] == ["Ingress"]
+    assert not policy["spec"].get("ingress")
+    selector = ",".join(f"{k}={v}" for k, v in policy["spec"]["podSelector"]["matchLabels"].items())
+    picked = (await client.list(k8s.PODS, namespace, label_selector=selector))["items"]
+    assert [p["metadata"]["name"] for p in picked] == ["nb-notebook"]
+    # Suspended, the policy stays (the next Pod is isolated from its start); it goes with the Notebook.
+    await patch(client, Kind.NOTEBOOK, namespace, "nb", {"spec": {"suspend": True}})
+    await wait_condition(client, Kind.NOTEBOOK, namespace, "nb", "Serving", "False", reason="Suspended")
+    assert (await client.get(k8s.NETWORKPOLICIES, "nb-notebook", namespace))["metadata"]["uid"] == (
+        policy["metadata"]["uid"]
+    )
+
+
 def token_secret_of(pod: dict[str, Any]) -> str:
     return str(env(container(pod["spec"], "notebook"))["NOTEBOOK_TOKEN"]["secretKeyRef"]["name"])
 
@@ -305,9 +328,10 @@ async def test_a_pod_the_api_server_refuses_leaves_no_token_secrets(
     await client.create(RESOURCEQUOTAS, quota)
 
     async def enforced() -> bool:  # the API server's quota admission has seen the quota
-        probe = {"metadata": {"name": "probe", "namespace": namespace},
-                 "spec": {"automountServiceAccountToken": False,
-                          "containers": [{"name": "c", "image": "example.com/p:1"}]}}  # fmt: skip
+        probe = {
+            "metadata": {"name": "probe", "namespace": namespace},
+            "spec": {"automountServiceAccountToken": False, "containers": [{"name": "c", "image": "example.com/p:1"}]},
+        }
         try:
             await client.create(k8s.PODS, probe)
         except Forbidden:

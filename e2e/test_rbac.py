@@ -309,3 +309,66 @@ async def test_every_rule_is_needed(rbac_stack: Stack, tmp_path: Path) -> None:
             if not denied:
                 unused.append(f"{kind} {what}: {detail}")
     assert not unused, "rules whose removal breaks nothing:\n" + "\n".join(unused)
+
+
+# ------------------------------------------------------------------------------------------------- components
+COMPONENT = ROOT / "manifests" / "optional" / "notebook-network-policy"
+
+
+def component_flag() -> str:
+    """The flag the component adds to the controller's args (its one JSON patch)."""
+    kustomization = yaml.safe_load((COMPONENT / "kustomization.yaml").read_text())
+    (patch,) = kustomization["patches"]
+    (op,) = yaml.safe_load(patch["patch"])
+    assert op["path"] == "/spec/template/spec/containers/0/args/-"
+    return str(op["value"])
+
+
+async def test_the_network_policy_component_grants_what_its_option_needs(rbac_stack: Stack, tmp_path: Path) -> None:
+    """manifests/optional/notebook-network-policy: the controller as the manifest's ServiceAccount, with the
+    component's flag, is denied on NetworkPolicies with the base role alone, and with the component's role
+    bound too isolates a notebook with no denial."""
+    client = rbac_stack.client
+    assert client is not None
+    flag = component_flag()
+    assert flag == "--notebook-network-policy=deny-ingress"
+    kubeconfig = await token_kubeconfig(rbac_stack, "substratus", "substratus-controller", tmp_path / "kubeconfig")
+    component = [d for d in yaml.safe_load_all((COMPONENT / "network-policy-role.yaml").read_text()) if d]
+    assert [d["kind"] for d in component] == ["ClusterRole", "ClusterRoleBinding"]
+
+    async def run(bound: bool) -> tuple[bool, bool]:
+        """(denied?, isolated?) of one controller run in a namespace of its own."""
+        ns = await new_namespace(client, f"netpol-{'with' if bound else 'without'}")
+        log = tmp_path / f"{ns}.log"
+        controller = ControllerProcess(kubeconfig, log=log, args=[
+            f"--namespace={ns}", flag, f"--artifact-bucket-url=file://{rbac_stack.workdir / 'artifacts'}"])  # fmt: skip
+        await controller.start(wait_ready=False)
+        try:
+            nb = {"apiVersion": "substratus.ai/v1", "kind": "Notebook",
+                  "metadata": {"name": "nb", "namespace": ns}, "spec": {"image": "example.com/j:1"}}  # fmt: skip
+            await client.create(RESOURCE_OF[Kind.NOTEBOOK], nb)
+
+            async def isolated() -> bool:
+                await client.get(k8s.NETWORKPOLICIES, "nb-notebook", ns)
+                status = (await client.get(RESOURCE_OF[Kind.NOTEBOOK], "nb", ns)).get("status") or {}
+                return bool(status.get("ready"))
+
+            def denied() -> bool:
+                return log.exists() and bool(DENIED.search(log.read_text(errors="replace")))
+
+            async def finished() -> bool:  # denied, or isolated and Ready
+                return denied() or await isolated()
+
+            done = await _until(finished, 30, asyncio.Event())
+            return denied(), done and not denied()
+        finally:
+            await controller.stop()
+
+    assert await run(bound=False) == (True, False)
+    for obj in component:
+        await client.create(RESOURCE_OF_KIND[obj["kind"]], obj)
+    try:
+        assert await run(bound=True) == (False, True)
+    finally:
+        for obj in reversed(component):
+            await client.delete(RESOURCE_OF_KIND[obj["kind"]], obj["metadata"]["name"])

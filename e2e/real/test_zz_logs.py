@@ -17,8 +17,9 @@ async def test_no_secret_in_the_real_tiers_logs(real_stack: Stack, real_client: 
     assert real_stack.cp is not None
     assert real_stack.node is not None
     secrets = (await real_client.list(k8s.SECRETS, None))["items"]
-    notebook_tokens = [base64.b64decode(s["data"]["token"]).decode() for s in secrets
-                       if "-notebook-token" in s["metadata"]["name"]]  # fmt: skip
+    notebook_tokens = [
+        base64.b64decode(s["data"]["token"]).decode() for s in secrets if "-notebook-token" in s["metadata"]["name"]
+    ]
     logs = [real_stack.controller_log, *sorted(real_stack.node.log_dir.glob("*.log"))]
     text = {p: p.read_text(errors="replace") for p in logs if p.is_file()}
     assert real_stack.controller_log in text

@@ -86,6 +86,9 @@ def _add_run(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     a("--registry-insecure", nargs="?", const="true", metavar="BOOL",
       help="the image registry speaks plain HTTP: true or false (alone: true) [REGISTRY_INSECURE; default true "
       "for --cloud local, false for gcp and aws]")  # fmt: skip
+    a("--notebook-network-policy", help="none, or deny-ingress: a NetworkPolicy per notebook Pod admitting no "
+      "ingress from any pod (port-forward still works; needs manifests/optional/notebook-network-policy's RBAC) "
+      "[NOTEBOOK_NETWORK_POLICY; default none]")  # fmt: skip
     a("--workers", help="concurrent reconciles per kind [WORKERS; default 4]")
     a("--log-format", choices=("json", "console"), help="log format [LOG_FORMAT; default json]")
     a("--log-level", help="debug, info, warning or error [LOG_LEVEL; default info]")

@@ -169,6 +169,11 @@ CONTAINER_SERVE: Final = "serve"
 BUILDER_KANIKO: Final = "kaniko"
 BUILDER_BUILDAH: Final = "buildah"
 BUILDERS: Final = (BUILDER_KANIKO, BUILDER_BUILDAH)
+
+# --notebook-network-policy: none, or a NetworkPolicy per notebook Pod admitting no ingress from any pod
+NETWORK_POLICY_NONE: Final = "none"
+NETWORK_POLICY_DENY_INGRESS: Final = "deny-ingress"
+NETWORK_POLICIES: Final = (NETWORK_POLICY_NONE, NETWORK_POLICY_DENY_INGRESS)
 CONTAINER_GIT_CLONE: Final = "git-clone"
 CONTAINER_FETCH_CONTEXT: Final = "fetch-context"  # downloads an uploaded tarball for buildah (gcp, aws)
 

@@ -20,7 +20,13 @@ from pathlib import Path
 from substratus_controller.cloud.base import BucketURL, CloudConfigError, CloudDriver, DriverSettings
 from substratus_controller.cloud.local import DEFAULT_CLUSTER_NAME, LocalDriver
 from substratus_controller.cloud.local_upload_server import DEFAULT_MAX_BYTES, DEFAULT_MAX_CONCURRENT, UploadSigner
-from substratus_controller.constants import BUILDER_BUILDAH, BUILDER_KANIKO, BUILDERS
+from substratus_controller.constants import (
+    BUILDER_BUILDAH,
+    BUILDER_KANIKO,
+    BUILDERS,
+    NETWORK_POLICIES,
+    NETWORK_POLICY_NONE,
+)
 from substratus_controller.render.context import DEFAULT_BUILDER_IMAGES, DEFAULT_GIT_IMAGE, RenderContext
 from substratus_controller.runtime.health import parse_address
 
@@ -65,6 +71,7 @@ class Settings:
     builder_image: str = DEFAULT_BUILDER_IMAGES[BUILDER_KANIKO]
     git_image: str = DEFAULT_GIT_IMAGE
     registry_insecure: bool = False
+    notebook_network_policy: str = NETWORK_POLICY_NONE
     env: dict[str, str] = field(default_factory=dict)
 
 
@@ -120,6 +127,13 @@ def resolve(flags: Mapping[str, object], env: Mapping[str, str] | None = None) -
         raise ConfigError(f"--log-level/LOG_LEVEL: expected debug, info, warning or error, got {s.log_level!r}")
     _resolve_upload(s, pick, env)
     _resolve_builder(s, pick)
+    s.notebook_network_policy = pick("notebook_network_policy", "NOTEBOOK_NETWORK_POLICY").strip().lower()
+    s.notebook_network_policy = s.notebook_network_policy or NETWORK_POLICY_NONE
+    if s.notebook_network_policy not in NETWORK_POLICIES:
+        raise ConfigError(
+            f"--notebook-network-policy/NOTEBOOK_NETWORK_POLICY: expected {' or '.join(NETWORK_POLICIES)}"
+            f", got {s.notebook_network_policy!r}"
+        )
     s.env = dict(env)
     return s
 
@@ -177,7 +191,8 @@ def _resolve_builder(s: Settings, pick: Pick) -> None:
 def render_context(s: Settings, driver: CloudDriver) -> RenderContext:
     """What the renderers get: the driver and the resolved builder settings."""
     return RenderContext(cloud=driver, builder=s.builder, builder_image=s.builder_image, git_image=s.git_image,
-                         insecure_registry=s.registry_insecure)  # fmt: skip
+                         insecure_registry=s.registry_insecure,
+                         notebook_network_policy=s.notebook_network_policy)  # fmt: skip
 
 
 def describe_build(s: Settings) -> dict[str, str]:

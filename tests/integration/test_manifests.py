@@ -112,3 +112,30 @@ def test_the_local_overlay_publishes_its_upload_origin() -> None:
     assert published["metadata"]["namespace"] == "kube-public"
     config = next(d for d in docs if d["kind"] == "ConfigMap" and "UPLOAD_PUBLIC_URL" in (d.get("data") or {}))
     assert parse_origins(published["data"]["origins"]) == {origin(config["data"]["UPLOAD_PUBLIC_URL"])}
+
+
+def test_the_notebook_network_policy_component_sets_a_flag_the_controller_knows() -> None:
+    """manifests/optional/notebook-network-policy: its patch adds a valid flag to the base Deployment's
+    container, and its role grants NetworkPolicies the verbs every child kind has in the base role
+    (e2e/test_rbac.py shows the role is needed and enough)."""
+    from substratus_controller.cli import build_parser
+    from substratus_controller.settings import resolve
+
+    component = ROOT / "manifests" / "optional" / "notebook-network-policy"
+    kustomization = yaml.safe_load((component / "kustomization.yaml").read_text())
+    assert kustomization["kind"] == "Component"
+    assert all((component / r).is_file() for r in kustomization["resources"])
+    (patch,) = kustomization["patches"]
+    deployment = find(kustomize("local"), "Deployment", patch["target"]["name"])
+    assert patch["target"]["kind"] == "Deployment"
+    assert deployment["spec"]["template"]["spec"]["containers"][0]["name"] == "controller"
+    (op,) = yaml.safe_load(patch["patch"])
+    assert op["op"] == "add"
+    assert op["path"] == "/spec/template/spec/containers/0/args/-"
+    argv = ["run", *deployment["spec"]["template"]["spec"]["containers"][0]["args"], op["value"]]
+    assert resolve(vars(build_parser().parse_args(argv)), {}).notebook_network_policy == "deny-ingress"
+    role = next(d for d in yaml.safe_load_all((component / "network-policy-role.yaml").read_text()) if d)
+    base = find(kustomize("local"), "ClusterRole", "substratus-controller")
+    child_verbs = sorted(v for r in base["rules"] if "configmaps" in r["resources"] for v in r["verbs"])
+    assert all(r["resources"] == ["networkpolicies"] and r["apiGroups"] == ["networking.k8s.io"] for r in role["rules"])
+    assert sorted(v for r in role["rules"] for v in r["verbs"]) == child_verbs

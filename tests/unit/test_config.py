@@ -64,6 +64,12 @@ def test_flags_win_over_environment() -> None:
         ({}, {"UPLOAD_MAX_BYTES": "0"}, "--upload-max-bytes/UPLOAD_MAX_BYTES"),
         ({"upload_max_concurrent": "many"}, {}, "--upload-max-concurrent/UPLOAD_MAX_CONCURRENT"),
         ({"metrics_cert_dir": "/certs"}, {}, "--metrics-cert-dir/METRICS_CERT_DIR: only used with --metrics-secure"),
+        (
+            {"notebook_network_policy": "deny-all"},
+            {},
+            "--notebook-network-policy/NOTEBOOK_NETWORK_POLICY: expected none or deny-ingress, got 'deny-all'",
+        ),
+        ({}, {"NOTEBOOK_NETWORK_POLICY": "on"}, "--notebook-network-policy/NOTEBOOK_NETWORK_POLICY"),
     ],
 )
 def test_errors_name_the_setting(flags: dict[str, object], env: dict[str, str], needle: str) -> None:
@@ -243,3 +249,27 @@ def test_namespace_iam_errors_are_one_line_and_exit_2(extra: list[str], needle: 
     assert proc.stdout == ""
     (line,) = proc.stderr.strip().splitlines()
     assert needle in line
+
+
+@pytest.mark.parametrize(
+    ("argv", "env", "expected"),
+    [
+        (["run"], {}, "none"),
+        (["run", "--notebook-network-policy", "deny-ingress"], {}, "deny-ingress"),
+        (["run", "--notebook-network-policy=Deny-Ingress"], {}, "deny-ingress"),
+        (["run"], {"NOTEBOOK_NETWORK_POLICY": "deny-ingress"}, "deny-ingress"),
+        (["run", "--notebook-network-policy", "none"], {"NOTEBOOK_NETWORK_POLICY": "deny-ingress"}, "none"),
+    ],
+)
+def test_notebook_network_policy_reaches_the_render_context(
+    argv: list[str], env: dict[str, str], expected: str
+) -> None:
+    s = resolve(vars(build_parser().parse_args(argv)), env)
+    assert render_context(s, LocalDriver(registry_url="localhost:5000")).notebook_network_policy == expected
+
+
+def test_the_notebook_network_policy_flag_is_in_the_help() -> None:
+    run = build_parser()._subparsers._group_actions[0].choices["run"]  # type: ignore[union-attr]
+    text = " ".join(run.format_help().split())
+    assert "--notebook-network-policy" in text
+    assert "[NOTEBOOK_NETWORK_POLICY; default none]" in text

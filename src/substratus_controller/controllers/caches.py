@@ -53,6 +53,7 @@ class Caches:
     serviceaccounts: CachedResource
     pvcs: CachedResource
     pvs: CachedResource | None = None  # only for drivers that mount through PersistentVolumes
+    networkpolicies: CachedResource | None = None  # only with --notebook-network-policy
 
     def pods_of(self, kind: Kind, namespace: str, name: str, *, run: bool = True) -> list[JSON]:
         """The cached pods labelled for `kind`/`name` (those with `role: run` unless `run` is False)."""
@@ -65,6 +66,10 @@ class Caches:
             if self.pvs is None:
                 raise KeyError("PersistentVolumes are not cached for this cloud driver")
             return self.pvs
+        if resource == k8s.NETWORKPOLICIES:
+            if self.networkpolicies is None:
+                raise KeyError("NetworkPolicies are not cached without --notebook-network-policy")
+            return self.networkpolicies
         return {
             DATASETS: self.datasets,
             MODELS: self.models,

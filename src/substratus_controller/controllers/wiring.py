@@ -6,7 +6,8 @@ cached or read (the notebook token is only created).
 
 Watches (controller-runtime style):
 - each kind reconciles itself on spec/annotation/label changes (its own status writes do not retrigger);
-- owned children (Jobs, Pods, ConfigMaps, Deployments, Services, PVCs) requeue their controller owner;
+- owned children (Jobs, Pods, ConfigMaps, Deployments, Services, PVCs, NetworkPolicies) requeue their
+  controller owner;
 - pods requeue the object they run for, by their `substratus.ai/<kind>` label (Job and Deployment pods are
   owned by the Job/ReplicaSet): their status says why a run or a Server fails (status/pods.py);
 - dependencies requeue dependents through field indexes when they appear, vanish or change readiness:
@@ -19,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
-from substratus_controller.constants import GROUP, LABEL_MANAGED_BY, MANAGED_BY_VALUE, Kind
+from substratus_controller.constants import GROUP, LABEL_MANAGED_BY, MANAGED_BY_VALUE, NETWORK_POLICY_NONE, Kind
 from substratus_controller.jsontypes import JSON
 from substratus_controller.render.context import RenderContext
 from substratus_controller.resources import DATASETS, MODELS, NOTEBOOKS, SERVERS
@@ -79,7 +80,9 @@ def _readiness_changed(old: JSON, new: JSON) -> bool:
     return bool((old.get("status") or {}).get("ready") != (new.get("status") or {}).get("ready"))
 
 
-def build_caches(manager: Manager, *, sync_period: float | None, persistent_volumes: bool = False) -> Caches:
+def build_caches(
+    manager: Manager, *, sync_period: float | None, persistent_volumes: bool = False, network_policies: bool = False
+) -> Caches:
     cache = manager.cache
     caches = Caches(
         datasets=cache.informer(DATASETS, resync_period=sync_period),
@@ -94,6 +97,7 @@ def build_caches(manager: Manager, *, sync_period: float | None, persistent_volu
         serviceaccounts=cache.informer(k8s.SERVICEACCOUNTS, label_selector=_SELECTOR),
         pvcs=cache.informer(k8s.PERSISTENTVOLUMECLAIMS, label_selector=_SELECTOR),
         pvs=cache.informer(k8s.PERSISTENTVOLUMES, label_selector=_SELECTOR) if persistent_volumes else None,
+        networkpolicies=cache.informer(k8s.NETWORKPOLICIES, label_selector=_SELECTOR) if network_policies else None,
     )
     for refs in (caches.models, caches.notebooks):
         refs.add_indexer(INDEX_MODEL_REF, _ref_index("model"))
@@ -105,7 +109,8 @@ def build_caches(manager: Manager, *, sync_period: float | None, persistent_volu
 
 def setup(manager: Manager, *, ctx: RenderContext, workers: int = 4, sync_period: float | None = None) -> Operator:
     """Register the caches and the four controllers on `manager`; return the shared Operator."""
-    caches = build_caches(manager, sync_period=sync_period, persistent_volumes=ctx.cloud.USES_PERSISTENT_VOLUMES)
+    caches = build_caches(manager, sync_period=sync_period, persistent_volumes=ctx.cloud.USES_PERSISTENT_VOLUMES,
+                          network_policies=ctx.notebook_network_policy != NETWORK_POLICY_NONE)  # fmt: skip
     op = Operator(client=manager.client, caches=caches, recorder=manager.recorder, ctx=ctx)
 
     def controller(kind: Kind, own: CachedResource, children: list[CachedResource]) -> Controller:
@@ -124,7 +129,8 @@ def setup(manager: Manager, *, ctx: RenderContext, workers: int = 4, sync_period
     model.watches(caches.pods, _pod_parent(Kind.MODEL), predicate=_status_changed)
     model.watches(caches.models, _dependents(caches.models, INDEX_MODEL_REF), predicate=_readiness_changed)
     model.watches(caches.datasets, _dependents(caches.models, INDEX_DATASET_REF), predicate=_readiness_changed)
-    notebook = controller(Kind.NOTEBOOK, caches.notebooks, [jobs, caches.pods, cms, caches.pvcs])
+    policies = [caches.networkpolicies] if caches.networkpolicies is not None else []
+    notebook = controller(Kind.NOTEBOOK, caches.notebooks, [jobs, caches.pods, cms, caches.pvcs, *policies])
     notebook.watches(caches.models, _dependents(caches.notebooks, INDEX_MODEL_REF), predicate=_readiness_changed)
     notebook.watches(caches.datasets, _dependents(caches.notebooks, INDEX_DATASET_REF), predicate=_readiness_changed)
     server = controller(Kind.SERVER, caches.servers, [jobs, caches.deployments, caches.services, cms])

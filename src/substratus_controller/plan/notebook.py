@@ -9,6 +9,8 @@
 - A Pod whose desired spec changed is deleted and recreated (Pod specs are immutable).
 - A Pod that is not ready says why when it can (status/pods.py: CrashLoopBackOff, OOMKilled,
   ImagePullFailed, Unschedulable, ContainerConfigError).
+- Optional isolation (`--notebook-network-policy deny-ingress`): a NetworkPolicy `<name>-notebook` admitting
+  no ingress to the Pod, applied before the Pod; it stays while suspended and goes with the Notebook.
 - Optional persistence: the annotation `substratus.ai/notebook-storage: <size>` (e.g. 20Gi) adds a PVC
   `<name>-notebook` mounted at /content/work; it survives suspend/resume and is deleted with the Notebook.
 """
@@ -22,6 +24,7 @@ from substratus_controller.api.v1.kinds import Notebook
 from substratus_controller.constants import (
     ANNOTATION_APPLIED,
     ANNOTATION_NOTEBOOK_STORAGE,
+    NETWORK_POLICY_DENY_INGRESS,
     SA_NOTEBOOK,
     ConditionType,
     Kind,
@@ -34,7 +37,13 @@ from substratus_controller.render.names import (
     notebook_pvc_name,
     notebook_token_secret_name,
 )
-from substratus_controller.render.notebook import notebook_pod, notebook_pvc, notebook_token_secret, pod_token_secret
+from substratus_controller.render.notebook import (
+    notebook_network_policy,
+    notebook_pod,
+    notebook_pvc,
+    notebook_token_secret,
+    pod_token_secret,
+)
 from substratus_controller.render.params import params_configmap
 from substratus_controller.runtime import resources as k8s
 from substratus_controller.runtime.stamp import is_up_to_date, stamp
@@ -144,6 +153,8 @@ def plan_pod(start: Started[Notebook], seen: NotebookObservation, storage: str |
     plan.apply.append((k8s.CONFIGMAPS, params))
     if storage:
         plan.apply.append((k8s.PERSISTENTVOLUMECLAIMS, notebook_pvc(obj, size=storage)))
+    if ctx.notebook_network_policy == NETWORK_POLICY_DENY_INGRESS:  # before the Pod: isolated from its start
+        plan.apply.append((k8s.NETWORKPOLICIES, notebook_network_policy(obj)))
     if pod is None:
         plan.prepare.append(ctx.cloud.artifact_url(Kind.NOTEBOOK, meta.namespace, meta.name))
         plan.create.append((k8s.SECRETS, notebook_token_secret(obj, name=token_secret, token=new_token(rng))))

@@ -14,7 +14,7 @@ Every body is ready for server-side apply: apiVersion, kind, name and namespace 
 from .build import build_job, target_image
 from .context import RenderContext
 from .errors import InvalidSpecError, UnsupportedGPUError
-from .notebook import notebook_pod, notebook_pvc, notebook_token_secret, pod_token_secret
+from .notebook import notebook_network_policy, notebook_pod, notebook_pvc, notebook_token_secret, pod_token_secret
 from .params import params_configmap
 from .server import server_deployment, server_service
 from .serviceaccount import service_account
@@ -27,6 +27,7 @@ __all__ = [
     "build_job",
     "loader_job",
     "modeller_job",
+    "notebook_network_policy",
     "notebook_pod",
     "notebook_pvc",
     "notebook_token_secret",

@@ -12,7 +12,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from substratus_controller.cloud.base import CloudDriver
-from substratus_controller.constants import BUILDER_BUILDAH, BUILDER_KANIKO, BUILDERS
+from substratus_controller.constants import (
+    BUILDER_BUILDAH,
+    BUILDER_KANIKO,
+    BUILDERS,
+    NETWORK_POLICIES,
+    NETWORK_POLICY_NONE,
+)
 
 DEFAULT_KANIKO_IMAGE = "gcr.io/kaniko-project/executor:v1.23.2"
 DEFAULT_BUILDAH_IMAGE = "quay.io/buildah/stable:v1.38.0"
@@ -25,7 +31,8 @@ class RenderContext:
     """The cloud driver (pure methods only) and the build Job's settings.
 
     `builder` is one of BUILDERS; `builder_image` "" means that builder's default image; `insecure_registry`
-    says the registry of built images speaks plain HTTP (pushes and base-image pulls skip TLS).
+    says the registry of built images speaks plain HTTP (pushes and base-image pulls skip TLS);
+    `notebook_network_policy` is one of NETWORK_POLICIES (render/notebook.py).
     """
 
     cloud: CloudDriver
@@ -33,9 +40,12 @@ class RenderContext:
     builder_image: str = ""
     git_image: str = DEFAULT_GIT_IMAGE
     insecure_registry: bool = False
+    notebook_network_policy: str = NETWORK_POLICY_NONE
 
     def __post_init__(self) -> None:
         if self.builder not in BUILDERS:
             raise ValueError(f"unknown builder {self.builder!r}; expected one of {', '.join(BUILDERS)}")
+        if self.notebook_network_policy not in NETWORK_POLICIES:
+            raise ValueError(f"unknown notebook network policy {self.notebook_network_policy!r}")
         if not self.builder_image:
             object.__setattr__(self, "builder_image", DEFAULT_BUILDER_IMAGES[self.builder])

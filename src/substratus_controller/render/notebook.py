@@ -43,6 +43,7 @@ from substratus_controller.jsontypes import JSON
 from ._pod import PodVolumes, init_container, workload_pod
 from .bodies import child_metadata, identity, require_image
 from .context import RenderContext
+from .labels import selector
 from .names import notebook_pod_name, notebook_pvc_name
 from .workloads import dependency_mounts, own_artifacts
 
@@ -159,6 +160,21 @@ def pod_token_secret(pod: JSON) -> str | None:
     and the applied digest covers both, so an edited annotation makes the Pod out of date (recreated)."""
     name = ((pod.get("metadata") or {}).get("annotations") or {}).get(ANNOTATION_TOKEN_SECRET)
     return name if isinstance(name, str) and name else None
+
+
+def notebook_network_policy(nb: Notebook) -> JSON:
+    """The NetworkPolicy `<name>-notebook` that admits no ingress to the notebook Pod from any pod or address
+    (`--notebook-network-policy deny-ingress`). `kubectl port-forward` and the kubelet's probes still reach it:
+    they do not cross the pod network. Egress is left alone (notebooks install packages, fetch models). It
+    takes effect where the network plugin enforces NetworkPolicies."""
+    name, _ = identity(nb, Kind.NOTEBOOK)
+    meta = child_metadata(nb, Kind.NOTEBOOK, name=notebook_pod_name(name), role=None)
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": meta,
+        "spec": {"podSelector": {"matchLabels": selector(Kind.NOTEBOOK, name)}, "policyTypes": ["Ingress"]},
+    }
 
 
 def notebook_pvc(nb: Notebook, *, size: str) -> JSON:

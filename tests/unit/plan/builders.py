@@ -66,6 +66,10 @@ UPLOAD: JSON = {"md5Checksum": MD5.upper(), "requestID": "r1"}
 CTX = RenderContext(cloud=driver("local"), builder=BUILDER_BUILDAH, insecure_registry=True)
 # A GKE-like cloud that places only some GPU types (nvidia-a10g is not one of them).
 GKE_CTX = RenderContext(cloud=driver("fake-gke"))
+# CTX with --notebook-network-policy deny-ingress.
+ISOLATING_CTX = RenderContext(
+    cloud=driver("local"), builder=BUILDER_BUILDAH, insecure_registry=True, notebook_network_policy="deny-ingress"
+)
 UNSUPPORTED_GPU: JSON = {"gpu": {"type": "nvidia-a10g", "count": 1}}
 
 

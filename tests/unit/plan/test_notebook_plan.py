@@ -28,6 +28,7 @@ from .builders import (
     CTX,
     GIT,
     GKE_CTX,
+    ISOLATING_CTX,
     MD5,
     NO_REGISTRY_CTX,
     NOW,
@@ -66,6 +67,7 @@ BAD_STORAGE = {ANNOTATION_NOTEBOOK_STORAGE: "20GB"}
 RUN = {"ServiceAccount/substratus-notebook", "ConfigMap/nb-notebook-params"}
 POD = "Pod/nb-notebook"
 PVC = "PersistentVolumeClaim/nb-notebook"
+POLICY = "NetworkPolicy/nb-notebook"
 SECRET = "Secret/" + notebook_token_secret_name("nb", new_token_nonce(rng()))  # the first draw of rng()
 BUILD = {"ServiceAccount/substratus-container-builder", "Job/nb-notebook-bld"}
 
@@ -119,6 +121,12 @@ TABLE: list[Row] = [
                                                                      "apply": RUN | {PVC}}),
     Row("pvc/added-to-a-running-pod", seen(STORAGE, pod=notebook_pod(PLAIN)),
         {"main": SPEC_CHANGED, "ready": False, "apply": RUN | {PVC}, "delete": {POD, SECRET}}),
+    # --notebook-network-policy deny-ingress: the policy with the Pod, and kept (it is cheap) while suspended
+    Row("policy/no-pod", seen(PLAIN), {**STARTS, "apply": RUN | {POLICY, POD}}, ISOLATING_CTX),
+    Row("policy/pod-ready", seen(PLAIN, pod=notebook_pod(PLAIN, ctx=ISOLATING_CTX)),
+        {"main": SERVING, "ready": True, "apply": RUN | {POLICY}}, ISOLATING_CTX),
+    Row("policy/suspended", seen(nb(suspend=True), pod=notebook_pod(PLAIN, ctx=ISOLATING_CTX)),
+        {"main": SUSPENDED, "ready": False, "delete": {POD, SECRET}}, ISOLATING_CTX),
     # suspend
     Row("suspend/pod-running", seen(nb(suspend=True), pod=notebook_pod(PLAIN)),
         {"main": SUSPENDED, "ready": False, "delete": {POD, SECRET}}),
@@ -242,3 +250,10 @@ def test_each_new_pod_gets_a_secret_name_nobody_could_know() -> None:
         names.add(secret["metadata"]["name"])
         assert secret["metadata"]["name"] != "nb-notebook-token"
     assert len(names) == 50
+
+
+def test_the_network_policy_is_applied_before_the_pod() -> None:
+    """The Pod is isolated from its first packet: the engine applies in the Plan's order."""
+    plan = plan_notebook(seen(PLAIN), ctx=ISOLATING_CTX, now=NOW, rng=rng())
+    kinds = [body["kind"] for _, body in plan.apply]
+    assert kinds.index("NetworkPolicy") < kinds.index("Pod")

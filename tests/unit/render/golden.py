@@ -8,6 +8,7 @@ would supply:
     builder: kaniko | buildah        (default: the cloud's, as the controller's settings: local buildah,
                                       fake-gke kaniko like gcp and aws)
     insecureRegistry: true | false   (default: true on local only, as the controller's settings)
+    notebookNetworkPolicy: none | deny-ingress   (default none, as --notebook-network-policy)
 
 The observation is that of the first reconcile of a fresh object: no children yet, the build context (for
 uploads) already in storage, and every dependency the spec names present and ready. The plan's `now` is
@@ -40,7 +41,7 @@ from .drivers import driver
 
 GOLDEN = Path(__file__).resolve().parents[2] / "golden"
 CLASSES = {"Dataset": Dataset, "Model": Model, "Notebook": Notebook, "Server": Server}
-CONTEXT_KEYS = {"cloud", "builder", "insecureRegistry"}
+CONTEXT_KEYS = {"cloud", "builder", "insecureRegistry", "notebookNetworkPolicy"}
 NOW = "2026-01-01T00:00:00Z"
 
 
@@ -102,6 +103,7 @@ def plan_case(case: Path) -> tuple[Plan, str]:
         cloud=driver(cloud_name),
         builder=context.get("builder", BUILDER_BUILDAH if cloud_name == "local" else BUILDER_KANIKO),
         insecure_registry=context.get("insecureRegistry", cloud_name == "local"),
+        notebook_network_policy=context.get("notebookNetworkPolicy", "none"),
     )
     return plan_for(observation(raw, context), ctx=ctx, now=NOW, rng=Random(case_id(case))), cloud_name
 

@@ -27,7 +27,7 @@ EXPECTED_CASES = {
         "buildah-git-build-path",
         "buildah-upload-build-local",
     },
-    "notebook": {"plain", "with-model-and-dataset", "with-pvc", "custom-command"},
+    "notebook": {"plain", "with-model-and-dataset", "with-pvc", "custom-command", "network-policy"},
     "server": {"plain", "gpu", "git-build"},
 }
 
