@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 BIN := .venv/bin
 
-.PHONY: bootstrap test test-fast test-real lint generate demo image-check testenv-up testenv-down
+.PHONY: bootstrap test test-fast test-real lint generate demo image-check testenv-up testenv-down bench bench-smoke
 
 bootstrap:
 	@hack/bootstrap.sh
@@ -46,3 +46,11 @@ testenv-up: bootstrap
 
 testenv-down:
 	@PYTHON=$(BIN)/python hack/testenv.sh down
+
+## bench: the benchmark suite (RAW, the controller, kopf; P1-P8) into bench/results/ (about 20 minutes)
+bench: bootstrap
+	$(BIN)/python bench/suite.py
+
+## bench-smoke: the suite at small sizes into a temporary directory (CI runs it so it cannot rot)
+bench-smoke: bootstrap
+	$(BIN)/python bench/suite.py --quick

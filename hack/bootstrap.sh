@@ -73,10 +73,10 @@ fi
 
 stamp=.venv/.installed
 if [ ! -x .venv/bin/python ] || [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-  log "creating .venv and installing the package with its dev dependencies"
+  log "creating .venv and installing the package with its dev and benchmark dependencies"
   [ -x .venv/bin/python ] || "$PY" -m venv .venv
   .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q -e '.[dev]'
+  .venv/bin/python -m pip install -q -e '.[dev,bench]'
   touch "$stamp"
 fi
 

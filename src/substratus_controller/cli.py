@@ -90,6 +90,10 @@ def _add_run(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
       "ingress from any pod (port-forward still works; needs manifests/optional/notebook-network-policy's RBAC) "
       "[NOTEBOOK_NETWORK_POLICY; default none]")  # fmt: skip
     a("--workers", help="concurrent reconciles per kind [WORKERS; default 4]")
+    a(
+        "--sync-period",
+        help="seconds between resyncs of every object (controller-runtime's SyncPeriod) [SYNC_PERIOD; default 36000]",
+    )
     a("--log-format", choices=("json", "console"), help="log format [LOG_FORMAT; default json]")
     a("--log-level", help="debug, info, warning or error [LOG_LEVEL; default info]")
     run.set_defaults(func=_run)

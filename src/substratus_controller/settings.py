@@ -119,6 +119,9 @@ def resolve(flags: Mapping[str, object], env: Mapping[str, str] | None = None) -
     elif env.get("WATCH_NAMESPACES"):
         s.namespaces = [n.strip() for n in env["WATCH_NAMESPACES"].split(",") if n.strip()]
     s.workers = _integer(pick("workers", "WORKERS", "4"), "--workers/WORKERS", 1, 256)
+    s.sync_period = float(
+        _integer(pick("sync_period", "SYNC_PERIOD", "36000"), "--sync-period/SYNC_PERIOD", 10, 7 * 24 * 3600)
+    )
     s.log_format = pick("log_format", "LOG_FORMAT", "json")
     if s.log_format not in ("json", "console"):
         raise ConfigError(f"--log-format/LOG_FORMAT: expected json or console, got {s.log_format!r}")

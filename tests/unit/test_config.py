@@ -70,6 +70,7 @@ def test_flags_win_over_environment() -> None:
             "--notebook-network-policy/NOTEBOOK_NETWORK_POLICY: expected none or deny-ingress, got 'deny-all'",
         ),
         ({}, {"NOTEBOOK_NETWORK_POLICY": "on"}, "--notebook-network-policy/NOTEBOOK_NETWORK_POLICY"),
+        ({"sync_period": "5"}, {}, "--sync-period/SYNC_PERIOD: expected an integer from 10 to 604800, got '5'"),
     ],
 )
 def test_errors_name_the_setting(flags: dict[str, object], env: dict[str, str], needle: str) -> None:
@@ -273,3 +274,9 @@ def test_the_notebook_network_policy_flag_is_in_the_help() -> None:
     text = " ".join(run.format_help().split())
     assert "--notebook-network-policy" in text
     assert "[NOTEBOOK_NETWORK_POLICY; default none]" in text
+
+
+def test_sync_period_from_flag_or_environment() -> None:
+    assert resolve({}, {}).sync_period == 36000.0
+    assert resolve({}, {"SYNC_PERIOD": "60"}).sync_period == 60.0
+    assert resolve({"sync_period": "30"}, {"SYNC_PERIOD": "60"}).sync_period == 30.0

@@ -33,6 +33,7 @@ from .controller import Controller
 from .events import EventRecorder
 from .health import HttpServers, MetricsSecurity, Probes
 from .leaderelection import LeaderElector
+from .looplag import watch_lag
 from .metrics import RuntimeMetrics
 from .metricsauth import MetricsAuthorizer, serving_context
 
@@ -172,6 +173,7 @@ class Manager:
         await self.servers.start()
         try:
             self._spawn("event-recorder", self.recorder.run())
+            self._spawn("event-loop-lag", watch_lag(self.metrics))
             for name, informer in self.cache.tasks():
                 self._spawn(name, informer.run())
             sync = asyncio.ensure_future(self.cache.wait_synced())

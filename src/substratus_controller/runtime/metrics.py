@@ -15,7 +15,8 @@ controller-runtime's so that existing dashboards work:
 - rest_client_requests_total{code,method,host}, rest_client_request_duration_seconds{verb,host}
 - leader_election_master_status{name}
 Plus informer metrics of our own (no upstream equivalent): informer_relists_total{resource},
-informer_watch_restarts_total{resource,reason}, informer_objects{resource}.
+informer_watch_restarts_total{resource,reason}, informer_objects{resource}, and the event loop's lateness
+(runtime/looplag.py): event_loop_lag_seconds (histogram), event_loop_lag_max_seconds (the worst so far).
 """
 
 from __future__ import annotations
@@ -148,6 +149,15 @@ class RuntimeMetrics:
             "Number of watch (re)starts per informer, by reason",
             ["resource", "reason"],
             registry=r,
+        )
+        self.loop_lag = Histogram(
+            "event_loop_lag_seconds",
+            "Lateness of the event loop's periodic wake-ups",
+            registry=r,
+            buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+        )
+        self.loop_lag_max = Gauge(
+            "event_loop_lag_max_seconds", "The largest event-loop lateness seen since start", registry=r
         )
         self.informer_objects = Gauge(
             "informer_objects", "Number of objects in the informer's store", ["resource"], registry=r
