@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -139,3 +140,33 @@ def test_the_notebook_network_policy_component_sets_a_flag_the_controller_knows(
     child_verbs = sorted(v for r in base["rules"] if "configmaps" in r["resources"] for v in r["verbs"])
     assert all(r["resources"] == ["networkpolicies"] and r["apiGroups"] == ["networking.k8s.io"] for r in role["rules"])
     assert sorted(v for r in role["rules"] for v in r["verbs"]) == child_verbs
+
+
+def kubectl_clients() -> dict[str, Path]:
+    """Debian 12's kubectl v1.20 (kustomize v2, built with the test control plane) and a current one; both
+    are put in the cache by `hack/testenv.sh provision`."""
+    from substratus_controller.testing.controlplane import default_cache_dir
+
+    found = {
+        "v1.20": default_cache_dir() / "bin" / "kubectl",
+        "current": default_cache_dir().parent / "kubectl-current" / "kubectl",
+    }
+    missing = [str(p) for p in found.values() if not p.is_file()]
+    assert not missing, f"{missing} missing: run hack/testenv.sh provision"
+    return found
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_overlay_builds_the_same_with_kubectl_1_20_and_a_current_one(overlay: str) -> None:
+    """Issue 15 §1: Debian 12's kubectl 1.20 (kustomize v2) reads the overlays (`bases:`, not a directory
+    under `resources:`), and renders exactly the documents a current kubectl renders."""
+    rendered = {}
+    for version, kubectl in kubectl_clients().items():
+        done = subprocess.run([str(kubectl), "kustomize", str(ROOT / "manifests" / "overlays" / overlay)],
+                              capture_output=True, text=True, check=False)  # fmt: skip
+        assert done.returncode == 0, f"kubectl {version}: {done.stderr}"
+        docs = [d for d in yaml.safe_load_all(done.stdout) if d]
+        rendered[version] = sorted(
+            docs, key=lambda d: (d["kind"], d["metadata"].get("namespace", ""), d["metadata"]["name"])
+        )
+    assert rendered["v1.20"] == rendered["current"]
