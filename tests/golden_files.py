@@ -2,6 +2,10 @@
 
 A produced text matches its golden file when both parse to the same YAML documents; on a mismatch the test
 fails with a unified diff of the texts, so changes are reviewed as diffs.
+
+In CI (`CI` or `SUBSTRATUS_CI` set; .ci/run sets the latter) UPDATE_GOLDEN=1 is refused: every golden test
+fails instead of rewriting, so a golden check there can only compare (.ci/run also fails on a tree the tests
+changed).
 """
 
 from __future__ import annotations
@@ -14,8 +18,16 @@ import pytest
 import yaml
 
 
+def in_ci() -> bool:
+    return bool(os.environ.get("CI") or os.environ.get("SUBSTRATUS_CI"))
+
+
 def updating() -> bool:
-    return os.environ.get("UPDATE_GOLDEN") == "1"
+    if os.environ.get("UPDATE_GOLDEN") != "1":
+        return False
+    if in_ci():
+        pytest.fail("UPDATE_GOLDEN=1 is refused in CI: golden files are only compared there")
+    return True
 
 
 def check_golden(text: str, expected_file: Path, *, what: str) -> None:
