@@ -245,35 +245,37 @@ async def burst_controller(
     log = workdir / f"controller-{ns}.log"
     proc = ControllerProcess(cp.kubeconfig, log=log, args=args, env={"LOG_LEVEL": "warning"})
     await proc.start()
-    assert proc.proc is not None
-    await asyncio.sleep(2)
-    idle = rss_mib(proc.proc.pid)
-    before = scrape(proc.metrics_port)
-    watch = ConditionWatch(client, ns)
-    await watch.start()
-    started = time.monotonic()
-    await create_models(client, ns, n)
-    await watch.until(lambda: len(watch.with_conditions) >= n, timeout=3600)
-    seconds = time.monotonic() - started
-    await asyncio.sleep(2)
-    after = scrape(proc.metrics_port)
-    rss = rss_mib(proc.proc.pid)
-    a, b = requests_by_method(before), requests_by_method(after)
-    delta = {m: b.get(m, 0.0) - a.get(m, 0.0) for m in b}
-    reconciles = metric(after, "controller_runtime_reconcile_total") - metric(
-        before, "controller_runtime_reconcile_total"
-    )
-    out: JSON = {
-        "variant": "controller", "n": n, "seconds": seconds, "per_s": n / seconds,
-        "writes_per_object": sum(delta.get(m, 0.0) for m in WRITES) / n,
-        "requests_per_object": {m: v / n for m, v in sorted(delta.items())},
-        "gets_per_reconcile": delta.get("GET", 0.0) / max(reconciles, 1.0),
-        "reconciles": reconciles, "rss_idle_mib": idle, "rss_after_mib": rss,
-    }  # fmt: skip
-    if steady:
-        out["steady"] = await steady_state(client, cp, proc, ns, n, args, workdir, watch, churn_seconds)
-    await watch.stop()
-    await proc.stop()
+    try:
+        assert proc.proc is not None
+        await asyncio.sleep(2)
+        idle = rss_mib(proc.proc.pid)
+        before = scrape(proc.metrics_port)
+        watch = ConditionWatch(client, ns)
+        await watch.start()
+        started = time.monotonic()
+        await create_models(client, ns, n)
+        await watch.until(lambda: len(watch.with_conditions) >= n, timeout=3600)
+        seconds = time.monotonic() - started
+        await asyncio.sleep(2)
+        after = scrape(proc.metrics_port)
+        rss = rss_mib(proc.proc.pid)
+        a, b = requests_by_method(before), requests_by_method(after)
+        delta = {m: b.get(m, 0.0) - a.get(m, 0.0) for m in b}
+        reconciles = metric(after, "controller_runtime_reconcile_total") - metric(
+            before, "controller_runtime_reconcile_total"
+        )
+        out: JSON = {
+            "variant": "controller", "n": n, "seconds": seconds, "per_s": n / seconds,
+            "writes_per_object": sum(delta.get(m, 0.0) for m in WRITES) / n,
+            "requests_per_object": {m: v / n for m, v in sorted(delta.items())},
+            "gets_per_reconcile": delta.get("GET", 0.0) / max(reconciles, 1.0),
+            "reconciles": reconciles, "rss_idle_mib": idle, "rss_after_mib": rss,
+        }  # fmt: skip
+        if steady:
+            out["steady"] = await steady_state(client, cp, proc, ns, n, args, workdir, watch, churn_seconds)
+        await watch.stop()
+    finally:
+        await proc.stop()  # also when a phase fails: no controller outlives its run
     return out
 
 
@@ -306,31 +308,33 @@ async def steady_state(
                                   args=[*args, "--sync-period=10"], env={"LOG_LEVEL": "warning"})  # fmt: skip
     t0 = time.monotonic()
     await restarted.start(timeout=600)  # /readyz: caches synced
-    synced = time.monotonic() - t0
-    while True:  # drained: every object reconciled once, the queue empty
-        text = scrape(restarted.metrics_port)
-        if (
-            metric(text, "controller_runtime_reconcile_total", controller="model") >= n
-            and metric(text, "workqueue_depth", name="model") == 0
-        ):
-            break
-        await asyncio.sleep(0.2)
-    drained = time.monotonic() - t0
-    drain_writes = sum(requests_by_method(text).get(m, 0.0) for m in WRITES)
-    drain_gets = requests_by_method(text).get("GET", 0.0)  # the informers' LIST pages and WATCHes included
-    lag_max = metric(text, "event_loop_lag_max_seconds")
-    reconciled = metric(text, "controller_runtime_reconcile_total", controller="model")
-    await poll(  # one full resync (every 10 s) has gone through
-        lambda: (
-            metric(scrape(restarted.metrics_port), "controller_runtime_reconcile_total", controller="model")
-            >= reconciled + n
+    try:
+        synced = time.monotonic() - t0
+        while True:  # drained: every object reconciled once, the queue empty
+            text = scrape(restarted.metrics_port)
+            if (
+                metric(text, "controller_runtime_reconcile_total", controller="model") >= n
+                and metric(text, "workqueue_depth", name="model") == 0
+            ):
+                break
+            await asyncio.sleep(0.2)
+        drained = time.monotonic() - t0
+        drain_writes = sum(requests_by_method(text).get(m, 0.0) for m in WRITES)
+        drain_gets = requests_by_method(text).get("GET", 0.0)  # the informers' LIST pages and WATCHes included
+        lag_max = metric(text, "event_loop_lag_max_seconds")
+        reconciled = metric(text, "controller_runtime_reconcile_total", controller="model")
+        await poll(  # one full resync (every 10 s) has gone through
+            lambda: (
+                metric(scrape(restarted.metrics_port), "controller_runtime_reconcile_total", controller="model")
+                >= reconciled + n
+            )
         )
-    )
-    text = scrape(restarted.metrics_port)
-    resync_writes = sum(requests_by_method(text).get(m, 0.0) for m in WRITES) - drain_writes
-    changed = sum(1 for k, v in (await resource_versions(client, ns)).items() if versions.get(k) != v)
-    rss = rss_mib(restarted.proc.pid) if restarted.proc else float("nan")
-    await restarted.stop()
+        text = scrape(restarted.metrics_port)
+        resync_writes = sum(requests_by_method(text).get(m, 0.0) for m in WRITES) - drain_writes
+        changed = sum(1 for k, v in (await resource_versions(client, ns)).items() if versions.get(k) != v)
+        rss = rss_mib(restarted.proc.pid) if restarted.proc else float("nan")
+    finally:
+        await restarted.stop()
     return {"synced_s": synced, "drained_s": drained, "drain_writes": drain_writes, "resync_writes": resync_writes,
             "drain_gets": drain_gets,
             "rv_changes": changed, "loop_lag_max_s": lag_max, "rss_ready_mib": rss, **churn}  # fmt: skip
