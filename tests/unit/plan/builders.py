@@ -64,8 +64,8 @@ UPLOAD: JSON = {"md5Checksum": MD5.upper(), "requestID": "r1"}
 
 # The local cloud with the node's registry, as the golden files use it (buildah, plain-HTTP registry).
 CTX = RenderContext(cloud=driver("local"), builder=BUILDER_BUILDAH, insecure_registry=True)
-# A GKE-like cloud that places only some GPU types (nvidia-a10g is not one of them).
-GKE_CTX = RenderContext(cloud=driver("fake-gke"))
+# GKE (the real gcp driver, offline), which places only some GPU types (nvidia-a10g is not one of them).
+GKE_CTX = RenderContext(cloud=driver("gcp"))
 # CTX with --notebook-network-policy deny-ingress.
 ISOLATING_CTX = RenderContext(
     cloud=driver("local"), builder=BUILDER_BUILDAH, insecure_registry=True, notebook_network_policy="deny-ingress"

@@ -1,16 +1,22 @@
-"""Test-only cloud drivers for the renderer tests.
+"""The cloud drivers of the renderer tests: the real local, gcp and aws drivers, built offline, and one fake.
 
-`FakeGKEDriver` behaves like a GKE cluster as far as rendering goes (a `gs://` bucket mounted through a CSI
-driver with pod annotations, GPU types placed by node selector, default and builder resources, a builder
-init container, uploads fetched by an init container for buildah, a principal annotation on
-ServiceAccounts), without depending on the real GCP driver. It
-lets the golden files show every path of the renderers that the local driver does not take.
+`DRIVERS` (the golden cases' `context: {cloud: ...}`, tests/unit/render/golden.py) holds the real drivers,
+configured as a user of each cloud would have them, so the golden files show only wiring the product emits:
+`local` with the node's registry, `gcp` as `create_driver` completes PROJECT_ID=test-project,
+CLUSTER_LOCATION=us-central1-a and --cluster-name test-cluster (GCS FUSE mounts as uid 1000, the Workload
+Identity readiness check), `aws` as an EKS cluster in us-west-2 (S3 through the Mountpoint CSI driver's
+PersistentVolumes, IRSA role annotations). Rendering is pure: none of them touches the network.
+
+`FakeGKEDriver` is a test double for the unit tests that want a GKE-like cloud with short, fixed values
+(test_resources.py, test_builders.py, test_objects.py); no golden case uses it. Its GCS FUSE mounts use the
+real driver's options (uid 1000, the workload user).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+from substratus_controller.cloud.aws import AWSDriver
 from substratus_controller.cloud.base import (
     BucketURL,
     BucketVolume,
@@ -22,6 +28,7 @@ from substratus_controller.cloud.base import (
     UploadTarball,
     fetched_upload,
 )
+from substratus_controller.cloud.gcp import GCSFUSE_MOUNT_OPTIONS, GCPDriver
 from substratus_controller.cloud.local import LocalDriver
 from substratus_controller.jsontypes import JSON
 
@@ -53,7 +60,7 @@ class FakeGKEDriver(CloudDriver):
             "csi": {
                 "driver": "gcsfuse.csi.storage.gke.io",
                 "readOnly": read_only,
-                "volumeAttributes": {"bucketName": url.bucket, "mountOptions": "implicit-dirs,uid=0,gid=3003"},
+                "volumeAttributes": {"bucketName": url.bucket, "mountOptions": GCSFUSE_MOUNT_OPTIONS},
             },
         }
         container_mounts = [
@@ -102,7 +109,32 @@ def local_driver() -> LocalDriver:
     return LocalDriver(registry_url=LOCAL_REGISTRY)
 
 
-DRIVERS: dict[str, Callable[[], CloudDriver]] = {"local": local_driver, "fake-gke": FakeGKEDriver}
+def gcp_driver() -> GCPDriver:
+    """What `create_driver` derives for project test-project in us-central1-a (see the gcp module docstring)."""
+    return GCPDriver(
+        cluster_name="test-cluster",
+        artifact_bucket=BucketURL.parse("gs://test-project-substratus-artifacts"),
+        registry_url="us-central1-docker.pkg.dev/test-project/substratus",
+        principal="substratus@test-project.iam.gserviceaccount.com",
+        project_id="test-project",
+        cluster_location="us-central1-a",
+    )
+
+
+def aws_driver() -> AWSDriver:
+    """What `create_driver` derives for account 123456789012 in us-west-2 (AWS_ACCOUNT_ID and AWS_OIDC_PROVIDER
+    given, so no STS or EKS call) and --cluster-name test-cluster (see the aws module docstring)."""
+    return AWSDriver(
+        cluster_name="test-cluster",
+        artifact_bucket=BucketURL.parse("s3://123456789012-substratus-artifacts"),
+        registry_url="123456789012.dkr.ecr.us-west-2.amazonaws.com/substratus",
+        principal="arn:aws:iam::123456789012:role/substratus",
+        region="us-west-2",
+        oidc_provider="oidc.eks.us-west-2.amazonaws.com/id/EXAMPLED539D4633E53DE1B71EXAMPLE",
+    )
+
+
+DRIVERS: dict[str, Callable[[], CloudDriver]] = {"local": local_driver, "gcp": gcp_driver, "aws": aws_driver}
 
 
 def driver(name: str) -> CloudDriver:

@@ -4,9 +4,9 @@ input.yaml holds the parent object as a user would write it (with metadata.names
 in, as the API server would), optionally followed by a second document `context:` with what the controller
 would supply:
 
-    cloud: local | fake-gke          (default local; see drivers.py)
+    cloud: local | gcp | aws         (default local; the real drivers, built offline: see drivers.py)
     builder: kaniko | buildah        (default: the cloud's, as the controller's settings: local buildah,
-                                      fake-gke kaniko like gcp and aws)
+                                      gcp and aws kaniko)
     insecureRegistry: true | false   (default: true on local only, as the controller's settings)
     notebookNetworkPolicy: none | deny-ingress   (default none, as --notebook-network-policy)
 
@@ -24,7 +24,7 @@ from random import Random
 import yaml
 
 from substratus_controller.api.v1 import Dataset, Model, Notebook, Server
-from substratus_controller.constants import BUILDER_BUILDAH, BUILDER_KANIKO, Kind
+from substratus_controller.constants import Kind
 from substratus_controller.jsontypes import JSON
 from substratus_controller.plan import (
     DatasetObservation,
@@ -36,8 +36,9 @@ from substratus_controller.plan import (
     plan_for,
 )
 from substratus_controller.render import RenderContext
+from substratus_controller.settings import DEFAULT_BUILDER, INSECURE_REGISTRY_BY_DEFAULT
 
-from .drivers import driver
+from .drivers import DRIVERS, driver
 
 GOLDEN = Path(__file__).resolve().parents[2] / "golden"
 CLASSES = {"Dataset": Dataset, "Model": Model, "Notebook": Notebook, "Server": Server}
@@ -60,6 +61,8 @@ def load_raw(case: Path) -> tuple[JSON, JSON]:
     unknown = set(context) - CONTEXT_KEYS
     if unknown:
         raise ValueError(f"{case}/input.yaml: unknown context keys {sorted(unknown)} (known: {sorted(CONTEXT_KEYS)})")
+    if context.get("cloud", "local") not in DRIVERS:
+        raise ValueError(f"{case}/input.yaml: unknown cloud {context['cloud']!r} (known: {sorted(DRIVERS)})")
     return obj_doc, context
 
 
@@ -95,22 +98,22 @@ def observation(raw: JSON, context: JSON) -> Observation:
     return ServerObservation(obj=raw, stored_md5=stored, model=model)
 
 
-def plan_case(case: Path) -> tuple[Plan, str]:
-    """(the Plan, cloud driver name) of one case."""
+def plan_case(case: Path, cloud: str | None = None) -> tuple[Plan, str]:
+    """(the Plan, cloud driver name) of one case; `cloud` renders it on another cloud than its context's."""
     raw, context = load_raw(case)
-    cloud_name = context.get("cloud", "local")
+    cloud_name = cloud or context.get("cloud", "local")
     ctx = RenderContext(
         cloud=driver(cloud_name),
-        builder=context.get("builder", BUILDER_BUILDAH if cloud_name == "local" else BUILDER_KANIKO),
-        insecure_registry=context.get("insecureRegistry", cloud_name == "local"),
+        builder=context.get("builder", DEFAULT_BUILDER[cloud_name]),
+        insecure_registry=context.get("insecureRegistry", cloud_name in INSECURE_REGISTRY_BY_DEFAULT),
         notebook_network_policy=context.get("notebookNetworkPolicy", "none"),
     )
     return plan_for(observation(raw, context), ctx=ctx, now=NOW, rng=Random(case_id(case))), cloud_name
 
 
-def render_case(case: Path) -> tuple[list[JSON], str]:
-    """(children in the engine's order, cloud driver name) of one case."""
-    plan, cloud_name = plan_case(case)
+def render_case(case: Path, cloud: str | None = None) -> tuple[list[JSON], str]:
+    """(children in the engine's order, cloud driver name) of one case (on `cloud`, when given)."""
+    plan, cloud_name = plan_case(case, cloud)
     return [body for _, body in plan.children()], cloud_name
 
 

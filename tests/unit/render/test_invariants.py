@@ -4,17 +4,24 @@
   anywhere (except `emptyDir: {}`, which is how an emptyDir is spelled and is kept by the API server), and
   no `volumeMounts[].readOnly: false` (the server drops it: a plain bool with omitempty);
   names are DNS labels; env lists sorted by name; children other than ServiceAccounts are controller-owned.
+- The Pod Security invariants below hold for every golden input rendered on every real driver (local, gcp,
+  aws; drivers.py), not only on its own context's cloud, so every kind's pods are checked on every cloud:
+  build Jobs, loader and modeller Jobs, notebook Pods, server Deployments.
 - Every generated pod except the image builder satisfies the "restricted" Pod Security Standard
-  (https://kubernetes.io/docs/concepts/security/pod-security-standards/#restricted), with ONE explicit
-  exception: on the local driver the bucket volumes (`artifacts`, `dataset`, `model`) are hostPath
-  volumes, which "restricted" (and even "baseline") forbids. The test asserts that exception exactly, so
-  any other hostPath, or a hostPath on another cloud, fails.
+  (https://kubernetes.io/docs/concepts/security/pod-security-standards/#restricted, checked by tests/pss.py
+  with the pod's annotations), with ONE explicit exception: on the local driver the bucket volumes
+  (`artifacts`, `dataset`, `model`) are hostPath volumes, which "restricted" (and even "baseline") forbids.
+  The tests assert that exception exactly, so any other hostPath, or a hostPath on another cloud, fails.
+  (The local overlay's controller Deployment, with its root `prepare-artifacts` init container, is checked
+  in tests/integration/test_manifests.py; no rendered pod has such a container.)
 - The builder pod is the documented exception (render/security.py), asserted exactly per builder: the pod
   runs as root (uid 0, gid 0, fsGroup 3003); Kaniko's container has no securityContext (the default
   capabilities); buildah's container is restricted except for exactly capabilities SETUID, SETGID and
   SETFCAP added and seccomp Unconfined. Never privileged, no host namespaces, init containers without a
   securityContext; hostPath only for the local upload directory (read-only). Every container that can fail
-  a build (builder, git-clone, fetch-context) falls back to its logs for the termination message.
+  a build (builder, git-clone, fetch-context) falls back to its logs for the termination message. Against
+  "baseline" it has exactly two named exceptions: buildah's seccomp Unconfined, and on the local driver
+  the hostPath upload directory.
 """
 
 from __future__ import annotations
@@ -27,11 +34,17 @@ import pytest
 
 from substratus_controller.cloud.local import DEFAULT_ARTIFACT_BUCKET
 from substratus_controller.constants import BUILDER_BUILDAH, BUILDER_KANIKO
+from substratus_controller.settings import DEFAULT_BUILDER
+from tests.pss import baseline_violations, restricted_violations
 
-from .golden import GOLDEN, all_outputs, load_input
+from .drivers import DRIVERS
+from .golden import GOLDEN, all_outputs, case_dirs, case_id, load_input, render_case
 
 OUTPUTS = all_outputs()
 IDS = [case for case, _, _ in OUTPUTS]
+# Every golden input rendered on every real driver: (case id, cloud, children).
+EVERY_CLOUD = [(case_id(c), cloud, render_case(c, cloud)[0]) for c in case_dirs() for cloud in DRIVERS]
+EVERY_CLOUD_IDS = [f"{case}@{cloud}" for case, cloud, _ in EVERY_CLOUD]
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 RESTRICTED_VOLUME_TYPES = {
     "configMap",
@@ -56,19 +69,25 @@ def walk(node: Any, path: str = "") -> Iterator[tuple[str, Any]]:
             yield from walk(value, f"{path}[{i}]")
 
 
-def pods(children: list[dict[str, Any]]) -> Iterator[tuple[str, dict[str, Any], dict[str, Any]]]:
-    """(description, pod labels, pod spec) of every pod a child creates."""
+def pod_templates(children: list[dict[str, Any]]) -> Iterator[tuple[str, dict[str, Any], dict[str, Any]]]:
+    """(description, pod metadata, pod spec) of every pod a child creates."""
     for child in children:
         what = f"{child['kind']}/{child['metadata']['name']}"
         if child["kind"] == "Pod":
-            yield what, child["metadata"]["labels"], child["spec"]
+            yield what, child["metadata"], child["spec"]
         elif child["kind"] in ("Job", "Deployment"):
-            template = child["spec"]["template"]
-            yield what, template["metadata"]["labels"], template["spec"]
+            yield what, child["spec"]["template"]["metadata"], child["spec"]["template"]["spec"]
+
+
+def pods(children: list[dict[str, Any]]) -> Iterator[tuple[str, dict[str, Any], dict[str, Any]]]:
+    """(description, pod labels, pod spec) of every pod a child creates."""
+    for what, meta, spec in pod_templates(children):
+        yield what, meta["labels"], spec
 
 
 def test_cases_found() -> None:
     assert len(OUTPUTS) >= 19
+    assert set(DRIVERS) == {"local", "gcp", "aws"}
 
 
 @pytest.mark.parametrize(("case", "cloud", "children"), OUTPUTS, ids=IDS)
@@ -125,7 +144,7 @@ def _check_restricted_container(what: str, container: dict[str, Any]) -> None:
         assert "hostPort" not in port, what
 
 
-@pytest.mark.parametrize(("case", "cloud", "children"), OUTPUTS, ids=IDS)
+@pytest.mark.parametrize(("case", "cloud", "children"), EVERY_CLOUD, ids=EVERY_CLOUD_IDS)
 def test_workload_pods_are_restricted(case: str, cloud: str, children: list[dict[str, Any]]) -> None:
     checked = 0
     for what, pod_labels, spec in pods(children):
@@ -170,10 +189,10 @@ BUILDAH_SECCOMP = {"type": "Unconfined"}
 
 def _builder_of(case: str, cloud: str) -> str:
     _, context = load_input(GOLDEN / case)
-    return str(context.get("builder", BUILDER_BUILDAH if cloud == "local" else BUILDER_KANIKO))
+    return str(context.get("builder", DEFAULT_BUILDER[cloud]))
 
 
-@pytest.mark.parametrize(("case", "cloud", "children"), OUTPUTS, ids=IDS)
+@pytest.mark.parametrize(("case", "cloud", "children"), EVERY_CLOUD, ids=EVERY_CLOUD_IDS)
 def test_builder_pod_is_the_documented_exception(case: str, cloud: str, children: list[dict[str, Any]]) -> None:
     checked = 0
     for what, pod_labels, spec in pods(children):
@@ -210,6 +229,66 @@ def test_builder_pod_is_the_documented_exception(case: str, cloud: str, children
                 assert mount.get("readOnly") is True, where
     if any(c["kind"] == "ServiceAccount" and c["metadata"]["name"] == "container-builder" for c in children):
         assert checked, f"{case}: no builder pod checked"
+
+
+# The named exceptions to the Pod Security checker's verdicts (tests/pss.py messages).
+LOCAL_BUCKET_HOST_PATH = "volume {}: hostPath is not allowed"  # restricted and baseline; local driver only
+LOCAL_UPLOAD_HOST_PATH = "volume upload: hostPath is not allowed"  # the builder's, baseline; local driver only
+BUILDAH_SECCOMP_UNCONFINED = "builder: seccompProfile Unconfined is not allowed"  # baseline; render/security.py
+
+
+@pytest.mark.parametrize(("case", "cloud", "children"), EVERY_CLOUD, ids=EVERY_CLOUD_IDS)
+def test_workload_pods_pass_the_pod_security_checker(case: str, cloud: str, children: list[dict[str, Any]]) -> None:
+    """Every control of "restricted" as tests/pss.py checks it, with the pod's annotations: the only violations
+    allowed are the local driver's hostPath bucket volumes, by name."""
+    for what, meta, spec in pod_templates(children):
+        if meta["labels"].get("role") == "build":
+            continue
+        expected = [
+            LOCAL_BUCKET_HOST_PATH.format(v["name"])
+            for v in spec["volumes"]
+            if cloud == "local" and v["name"] in LOCAL_BUCKET_VOLUMES
+        ]
+        assert restricted_violations(spec, meta.get("annotations")) == expected, f"{case} on {cloud}: {what}"
+
+
+@pytest.mark.parametrize(("case", "cloud", "children"), EVERY_CLOUD, ids=EVERY_CLOUD_IDS)
+def test_builder_pods_are_baseline_but_for_the_named_exceptions(
+    case: str, cloud: str, children: list[dict[str, Any]]
+) -> None:
+    """The builder is not "restricted" (it runs as root), and is "baseline" except for buildah's seccomp
+    Unconfined and, on the local driver, the hostPath upload directory."""
+    for what, meta, spec in pod_templates(children):
+        if meta["labels"].get("role") != "build":
+            continue
+        expected = (
+            [LOCAL_UPLOAD_HOST_PATH] if cloud == "local" and any(v["name"] == "upload" for v in spec["volumes"]) else []
+        )
+        if _builder_of(case, cloud) == BUILDER_BUILDAH:
+            expected.append(BUILDAH_SECCOMP_UNCONFINED)
+        assert baseline_violations(spec, meta.get("annotations")) == expected, f"{case} on {cloud}: {what}"
+        assert "runAsUser must not be 0" in restricted_violations(spec), f"{case} on {cloud}: {what}"
+
+
+def test_every_kind_is_checked_on_every_cloud() -> None:
+    """The matrix reaches every pod the controller creates on every cloud: each kind's workload and build
+    pods, and both builders."""
+    seen: set[tuple[str, str, str, str]] = set()
+    builders: set[tuple[str, str]] = set()
+    for case, cloud, children in EVERY_CLOUD:
+        for child in children:
+            for _, meta, _ in pod_templates([child]):
+                role = meta["labels"]["role"]
+                seen.add((cloud, child["metadata"]["ownerReferences"][0]["kind"], child["kind"], role))
+                if role == "build":
+                    builders.add((cloud, _builder_of(case, cloud)))
+    workloads = {("Dataset", "Job"), ("Model", "Job"), ("Notebook", "Pod"), ("Server", "Deployment")}
+    expected = {(cloud, owner, kind, "run") for cloud in DRIVERS for owner, kind in workloads}
+    expected |= {
+        (cloud, owner, "Job", "build") for cloud in DRIVERS for owner in ("Dataset", "Model", "Notebook", "Server")
+    }
+    assert seen == expected
+    assert builders == {(cloud, builder) for cloud in DRIVERS for builder in (BUILDER_BUILDAH, BUILDER_KANIKO)}
 
 
 @pytest.mark.parametrize(("case", "cloud", "children"), OUTPUTS, ids=IDS)
