@@ -535,22 +535,40 @@ async def test_a_child_name_taken_by_another_object_is_a_conflict_never_a_takeov
 
 
 # ------------------------------------------------------------------------------------------------- no-op resync
+async def idle(metrics: str) -> bool:
+    """Every controller's queue is empty and none of its workers is reconciling."""
+    return all(
+        not metric_sum(metrics, f'workqueue_depth{{name="{kind.singular}"')
+        and not metric_sum(metrics, f'controller_runtime_active_workers{{controller="{kind.singular}"')
+        for kind in Kind
+    )
+
+
 async def test_restart_resync_of_ready_objects_writes_nothing(stack: Stack, client: Client, namespace: str) -> None:
     docs = [d for f in sorted((ROOT / "examples").rglob("*.yaml")) for d in yaml.safe_load_all(f.read_text()) if d]
     for doc in docs:
         await create(client, namespace, doc)
     for doc in docs:
         await wait_condition(client, Kind(doc["kind"]), namespace, doc["metadata"]["name"], "Ready", "True", timeout=90)
-    await asyncio.sleep(1)
+    await eventually(lambda: idle(stack.metrics()), timeout=30)  # the last status writes have landed
 
     before = await resource_versions(client, namespace)
     await stack.stop_controller()
     await stack.start_controller()  # a fresh process relists everything and reconciles every object
 
+    # Drained, by a positive signal (issue 15 §5): each controller has reconciled at least as many times as
+    # there are objects of its kind in the whole cluster (a fresh process reconciles every one, this
+    # namespace's included), its queue is empty and no reconcile is in flight.
+    existing = {kind: len((await client.list(RESOURCE_OF[kind], None))["items"]) for kind in Kind}
+
     async def drained() -> bool:
-        return metric_sum(stack.metrics(), "controller_runtime_reconcile_total{") >= len(docs)
+        text = stack.metrics()
+        done = all(
+            metric_sum(text, f'controller_runtime_reconcile_total{{controller="{kind.singular}"') >= count
+            for kind, count in existing.items()
+        )
+        return done and await idle(text)
 
     await eventually(drained, timeout=60)
-    await asyncio.sleep(2)
     assert metric_sum(stack.metrics(), "rest_client_requests_total{", *WRITES) == 0
     assert await resource_versions(client, namespace) == before

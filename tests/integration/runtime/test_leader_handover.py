@@ -52,6 +52,10 @@ class Operators:
     def log(self, identity: str) -> str:
         return (self.logdir / f"{identity}.log").read_text(errors="replace")[-3000:]
 
+    async def standing_by(self, identity: str) -> bool:
+        """The replica has synced its caches and waits for the Lease (its manager says so)."""
+        return "leader_election_waiting" in (self.logdir / f"{identity}.log").read_text(errors="replace")
+
 
 @pytest.fixture
 def operators(widgets_crd: ControlPlane, namespace: str, tmp_path: Path) -> Iterator[Operators]:
@@ -98,7 +102,7 @@ async def test_kill_and_sigterm_handover(operators: Operators, namespace: str) -
             assert await wait_for(lambda: reconciled_by(client, namespace, "w1"), 30) == leader
         except AssertionError as exc:
             raise AssertionError(f"{exc}\nleader {leader}:\n{operators.log(leader)}") from None
-        await asyncio.sleep(1)  # both are settled: one leading, one standing by
+        await wait_for(lambda: operators.standing_by(standby), 30)  # synced, and waiting for the Lease
         assert operators.procs[standby].poll() is None, operators.log(standby)
 
         # kill -9: no release; the standby takes over when the lease expires (15 s).
@@ -111,7 +115,7 @@ async def test_kill_and_sigterm_handover(operators: Operators, namespace: str) -
 
         # SIGTERM: the leader releases the lease; a new standby takes over within 3 s.
         operators.start("gamma")
-        await asyncio.sleep(3)  # gamma has synced and is standing by
+        await wait_for(lambda: operators.standing_by("gamma"), 30)  # gamma has synced and is standing by
         assert await holder(client, namespace) == standby
         termed_at = time.monotonic()
         operators.procs[standby].send_signal(signal.SIGTERM)
