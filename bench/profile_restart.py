@@ -24,7 +24,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.suite import ConditionWatch, complete_jobs, create_models, new_namespace  # noqa: E402
+from bench.suite import burst, complete_jobs, create_models, new_namespace  # noqa: E402
 from substratus_controller.runtime.client import Client  # noqa: E402
 from substratus_controller.testing.controlplane import ControlPlane, free_port  # noqa: E402
 from substratus_controller.testing.stack import ControllerProcess  # noqa: E402
@@ -40,10 +40,7 @@ async def ready_models(cp: ControlPlane, n: int, args: list[str], workdir: Path)
             cp.kubeconfig, log=workdir / "populate.log", args=[f"--namespace={ns}", *args], env={"LOG_LEVEL": "warning"}
         )
         await proc.start()
-        watch = ConditionWatch(client, ns)
-        await watch.start()
-        await create_models(client, ns, n)
-        await watch.until(lambda: len(watch.with_conditions) >= n, timeout=3600)
+        _, watch = await burst(client, ns, n, lambda: create_models(client, ns, n))
         await complete_jobs(client, ns, n)
         await watch.until(lambda: len(watch.ready) >= n, timeout=3600)
         await watch.stop()

@@ -213,27 +213,36 @@ async def resource_versions(client: Client, namespace: str) -> dict[str, str]:
 
 
 # ------------------------------------------------------------------------------------------------ variants
+async def burst(client: Client, ns: str, n: int, write: Callable[[], Awaitable[Any]]) -> tuple[float, ConditionWatch]:
+    """Seconds from starting `write` (which creates the N Models of `ns`) until all N have status.conditions,
+    and the watch that saw it (still running: the caller stops it)."""
+    watch = ConditionWatch(client, ns)
+    await watch.start()
+    started = time.monotonic()
+    await write()
+    await watch.until(lambda: len(watch.with_conditions) >= n, timeout=3600)
+    return time.monotonic() - started, watch
+
+
 async def burst_raw(client: Client, n: int, artifacts: str) -> JSON:
     ns = await new_namespace(client, f"raw-{n}")
     ctx = render_context(artifacts)
-    watch = ConditionWatch(client, ns)
-    await watch.start()
+    writes = 0
 
     async def one(i: int) -> None:
+        nonlocal writes
         created = await client.create(MODELS, model_manifest(f"m-{i:05d}", ns, i))
         children, status = first_writes(created, ctx)
         for res, body in children:
             await client.apply(res, body, field_manager=FIELD_MANAGER, force=True)
+        writes += len(children) + 2  # the create, the children, the status
         meta = {"name": created["metadata"]["name"], "namespace": ns}
         await client.apply_status(MODELS, {"apiVersion": created["apiVersion"], "kind": "Model", "metadata": meta,
                                            "status": status}, field_manager=FIELD_MANAGER, force=True)  # fmt: skip
 
-    started = time.monotonic()
-    await bounded(n, one)
-    await watch.until(lambda: len(watch.with_conditions) >= n, timeout=3600)
-    seconds = time.monotonic() - started
+    seconds, watch = await burst(client, ns, n, lambda: bounded(n, one))
     await watch.stop()
-    return {"variant": "raw", "n": n, "seconds": seconds, "per_s": n / seconds, "writes_per_object": 5.0}
+    return {"variant": "raw", "n": n, "seconds": seconds, "per_s": n / seconds, "writes_per_object": writes / n}
 
 
 async def burst_controller(
@@ -250,12 +259,7 @@ async def burst_controller(
         await asyncio.sleep(2)
         idle = rss_mib(proc.proc.pid)
         before = scrape(proc.metrics_port)
-        watch = ConditionWatch(client, ns)
-        await watch.start()
-        started = time.monotonic()
-        await create_models(client, ns, n)
-        await watch.until(lambda: len(watch.with_conditions) >= n, timeout=3600)
-        seconds = time.monotonic() - started
+        seconds, watch = await burst(client, ns, n, lambda: create_models(client, ns, n))
         await asyncio.sleep(2)
         after = scrape(proc.metrics_port)
         rss = rss_mib(proc.proc.pid)
@@ -381,12 +385,7 @@ async def burst_kopf(client: Client, cp: ControlPlane, n: int, artifacts: str, w
     try:
         await asyncio.sleep(5)  # kopf has no readiness endpoint by default: give it its start
         idle = rss_mib(proc.pid)
-        watch = ConditionWatch(client, ns)
-        await watch.start()
-        started = time.monotonic()
-        await create_models(client, ns, n)
-        await watch.until(lambda: len(watch.with_conditions) >= n, timeout=3600)
-        seconds = time.monotonic() - started
+        seconds, watch = await burst(client, ns, n, lambda: create_models(client, ns, n))
         await asyncio.sleep(2)
         rss = rss_mib(proc.pid)
         await watch.stop()

@@ -20,7 +20,7 @@ from e2e.conftest import eventually
 from substratus_controller.runtime import resources as k8s
 from substratus_controller.runtime.client import Client
 from substratus_controller.runtime.errors import NotFound
-from substratus_controller.testing.controlplane import default_cache_dir
+from substratus_controller.testing.controlplane import kubectl_clients
 from substratus_controller.testing.stack import Stack
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -78,11 +78,5 @@ async def real_namespace(real_client: Client) -> AsyncIterator[str]:
 
 
 def kubectl_binaries() -> dict[str, str]:
-    """The two kubectl clients the plugins are tested with: v1.20 (Debian 12's, built with the control
-    plane) and a current one (hack/testenv.sh provision puts both in the cache)."""
-    old = default_cache_dir() / "bin" / "kubectl"
-    current = default_cache_dir().parent / "kubectl-current" / "kubectl"
-    for path in (old, current):
-        if not path.is_file():
-            raise AssertionError(f"{path} is missing; run: hack/testenv.sh provision")
-    return {"v1.20": str(old), "current": str(current)}
+    """The two kubectl clients the plugins are tested with (testing.controlplane.kubectl_clients)."""
+    return {version: str(path) for version, path in kubectl_clients().items()}

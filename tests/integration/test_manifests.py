@@ -5,14 +5,16 @@ from __future__ import annotations
 import os
 import subprocess
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
+from substratus_controller.cli import build_parser
 from substratus_controller.plugins.uploadorigin import origin, parse_origins
+from substratus_controller.settings import resolve
 from substratus_controller.testing import ControlPlane
+from substratus_controller.testing.controlplane import kubectl_clients
 from tests.conftest import ROOT
 from tests.pss import restricted_violations
 
@@ -119,9 +121,6 @@ def test_the_notebook_network_policy_component_sets_a_flag_the_controller_knows(
     """manifests/optional/notebook-network-policy: its patch adds a valid flag to the base Deployment's
     container, and its role grants NetworkPolicies the verbs every child kind has in the base role
     (e2e/test_rbac.py shows the role is needed and enough)."""
-    from substratus_controller.cli import build_parser
-    from substratus_controller.settings import resolve
-
     component = ROOT / "manifests" / "optional" / "notebook-network-policy"
     kustomization = yaml.safe_load((component / "kustomization.yaml").read_text())
     assert kustomization["kind"] == "Component"
@@ -140,20 +139,6 @@ def test_the_notebook_network_policy_component_sets_a_flag_the_controller_knows(
     child_verbs = sorted(v for r in base["rules"] if "configmaps" in r["resources"] for v in r["verbs"])
     assert all(r["resources"] == ["networkpolicies"] and r["apiGroups"] == ["networking.k8s.io"] for r in role["rules"])
     assert sorted(v for r in role["rules"] for v in r["verbs"]) == child_verbs
-
-
-def kubectl_clients() -> dict[str, Path]:
-    """Debian 12's kubectl v1.20 (kustomize v2, built with the test control plane) and a current one; both
-    are put in the cache by `hack/testenv.sh provision`."""
-    from substratus_controller.testing.controlplane import default_cache_dir
-
-    found = {
-        "v1.20": default_cache_dir() / "bin" / "kubectl",
-        "current": default_cache_dir().parent / "kubectl-current" / "kubectl",
-    }
-    missing = [str(p) for p in found.values() if not p.is_file()]
-    assert not missing, f"{missing} missing: run hack/testenv.sh provision"
-    return found
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)

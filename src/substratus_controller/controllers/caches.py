@@ -60,6 +60,11 @@ class Caches:
         pods = self.pods.by_index(INDEX_PARENT, f"{namespace}/{kind.singular}/{name}")
         return [p for p in pods if not run or (p["metadata"].get("labels") or {}).get(LABEL_ROLE) == ROLE_RUN]
 
+    def forget(self, resource: Resource, child: JSON) -> None:
+        """Drop a deleted child from its cache; a Secret (never cached) has nothing to drop."""
+        if resource != k8s.SECRETS:
+            self.of(resource).forget(child)
+
     def of(self, resource: Resource) -> CachedResource:
         """The cache of `resource` (KeyError for a kind that is never cached: Secrets)."""
         if resource == k8s.PERSISTENTVOLUMES:

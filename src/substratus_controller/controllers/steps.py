@@ -109,8 +109,7 @@ async def delete_children(op: Operator, target: Target, plan: Plan) -> None:
             await op.client.delete(
                 resource, meta["name"], target.namespace, uid=meta.get("uid"), propagation_policy="Foreground"
             )
-        if resource != k8s.SECRETS:  # the one kind never cached
-            op.caches.of(resource).forget(child)
+        op.caches.forget(resource, child)
 
 
 async def apply_mounts(op: Operator, target: Target, plan: Plan) -> None:

@@ -46,6 +46,7 @@ from substratus_controller.render.names import notebook_pod_name
 from substratus_controller.render.notebook import pod_token_secret
 from substratus_controller.runtime.client import Client
 from substratus_controller.runtime.errors import ApiError, NotFound
+from substratus_controller.runtime.resource import Resource
 from substratus_controller.runtime.resources import PODS, SECRETS
 
 from . import manifest
@@ -156,16 +157,21 @@ def controlled_by(obj: JSON, uid: str) -> bool:
     return any(ref.get("controller") and ref.get("uid") == uid for ref in refs)
 
 
+async def read_owned_part(client: Client, target: Target, res: Resource, name: str, what: str) -> JSON:
+    """`res`/`name` in the target's namespace; a PluginError naming `what` when it cannot be read."""
+    try:
+        return await client.get(res, name, target.namespace)
+    except NotFound:
+        raise PluginError(f"{what} of {target.ref} was not found") from None
+    except ApiError as exc:
+        raise PluginError(f"reading {what}: {api_error_message(exc, target)}") from None
+
+
 async def read_token(client: Client, target: Target, owner_uid: str, pod: JSON | None = None) -> tuple[str, str]:
     """The token of the Notebook's Pod (read now unless given), and that Pod's uid."""
     pod_name = notebook_pod_name(target.name)
     if pod is None:
-        try:
-            pod = await client.get(PODS, pod_name, target.namespace)
-        except NotFound:
-            raise PluginError(f"pod/{pod_name} of {target.ref} was not found") from None
-        except ApiError as exc:
-            raise PluginError(f"reading pod/{pod_name}: {api_error_message(exc, target)}") from None
+        pod = await read_owned_part(client, target, PODS, pod_name, f"pod/{pod_name}")
     if not controlled_by(pod, owner_uid):
         raise PluginError(f"pod/{pod_name} is not controlled by {target.ref}; its token is not read")
     name = pod_token_secret(pod)
@@ -175,12 +181,7 @@ async def read_token(client: Client, target: Target, owner_uid: str, pod: JSON |
 
 
 async def read_secret_token(client: Client, target: Target, owner_uid: str, name: str) -> str:
-    try:
-        secret = await client.get(SECRETS, name, target.namespace)
-    except NotFound:
-        raise PluginError(f'the token Secret "{name}" of {target.ref} was not found') from None
-    except ApiError as exc:
-        raise PluginError(f'reading the token Secret "{name}": {api_error_message(exc, target)}') from None
+    secret = await read_owned_part(client, target, SECRETS, name, f'the token Secret "{name}"')
     if not controlled_by(secret, owner_uid):
         raise PluginError(f'the token Secret "{name}" is not controlled by {target.ref}; it is not used')
     raw = (secret.get("data") or {}).get(TOKEN_KEY)

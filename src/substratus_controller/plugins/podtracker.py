@@ -38,12 +38,17 @@ class PodTracker:
         self, client: Client, namespace: str, name: str, *, report: Callable[[str], None], poll: float = POLL_SECONDS
     ) -> None:
         self.client, self.namespace, self.name, self.report, self.poll = client, namespace, name, report, poll
-        self.ready_uid: str | None = None
         self.ready_pod: dict[str, object] | None = None  # the current Ready pod as last read
         self.started_at: float | None = None  # the current Ready pod's status.startTime (epoch seconds)
         self._ready = asyncio.Event()
         self._gone: dict[str, asyncio.Event] = {}
         self._troubled = False
+
+    @property
+    def ready_uid(self) -> str | None:
+        """The uid of the current Ready pod, or None."""
+        meta = self.ready_pod.get("metadata") if self.ready_pod is not None else None
+        return str(meta["uid"]) if isinstance(meta, dict) else None
 
     def gone(self, uid: str) -> asyncio.Event:
         """Set once the pod with this uid is deleted, being deleted, or replaced."""
@@ -70,11 +75,11 @@ class PodTracker:
             if known != uid or deleting:
                 event.set()
         if uid is not None and not deleting and pod is not None and pod_ready(pod):
-            self.ready_uid, self.ready_pod = uid, pod
+            self.ready_pod = pod
             self.started_at = _epoch(pod)
             self._ready.set()
         elif uid is None or deleting or uid != self.ready_uid:
-            self.ready_uid, self.ready_pod = None, None
+            self.ready_pod = None
             self._ready.clear()
 
     async def run(self, stop: asyncio.Event) -> None:

@@ -78,6 +78,19 @@ def default_cache_dir() -> Path:
     return Path(base) / "substratus" / "testenv" / f"v{VERSION}"
 
 
+def kubectl_clients() -> dict[str, Path]:
+    """The two kubectl clients the tests use: "v1.20" (Debian 12's, built with the control plane: kustomize v2)
+    and "current"; `hack/testenv.sh provision` puts both in the cache. AssertionError when one is missing."""
+    found = {
+        "v1.20": default_cache_dir() / "bin" / "kubectl",
+        "current": default_cache_dir().parent / "kubectl-current" / "kubectl",
+    }
+    missing = [str(p) for p in found.values() if not p.is_file()]
+    if missing:
+        raise AssertionError(f"{', '.join(missing)} missing; run: hack/testenv.sh provision")
+    return found
+
+
 def _which(name: str) -> Path | None:
     found = shutil.which(name)
     return Path(found) if found else None
